@@ -1,0 +1,111 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The `[hub]` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    /// The hub store: a SQLite file path (relative to the configuration file).
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Region for phone numbers written without a country code (ISO 3166 alpha-2).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// How far back each incremental sync re-reads before the saved cursor.
+    #[serde(default = "default_overlap", with = "kith_connect::duration::required")]
+    pub overlap: Duration,
+    /// For high-water-mark cursors: how many positions back each sync re-reads.
+    #[serde(default = "default_overlap_rows")]
+    pub overlap_rows: i64,
+    /// How often a sync reads sources whole to notice records deleted at the source.
+    #[serde(
+        default = "default_reconcile",
+        with = "kith_connect::duration::required"
+    )]
+    pub reconcile_every: Duration,
+    /// Default time allowed for each source's lookup in a view.
+    #[serde(
+        default = "default_view_timeout",
+        with = "kith_connect::duration::required"
+    )]
+    pub view_timeout: Duration,
+    /// How a view picks the best value of a conflicting attribute.
+    #[serde(default)]
+    pub survivorship: Survivorship,
+    /// Survivorship priority of what customers contributed (sources declare theirs).
+    #[serde(default = "default_contribution_priority")]
+    pub contribution_priority: i32,
+    /// An identifier shared by more records than this links nothing (a shop's
+    /// own phone number typed in as every customer's, `test@test.com`).
+    #[serde(default = "default_common_limit")]
+    pub common_identifier_limit: usize,
+}
+
+/// How a view chooses the best value of an attribute sources disagree on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Survivorship {
+    /// The value changed most recently wins; ties go to source priority.
+    #[default]
+    MostRecent,
+    /// The source with the highest priority wins; ties go to the most recent.
+    SourcePriority,
+    /// The value most sources agree on wins; ties go to the most recent.
+    MostFrequent,
+}
+
+impl Survivorship {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Survivorship::MostRecent => "most_recent",
+            Survivorship::SourcePriority => "source_priority",
+            Survivorship::MostFrequent => "most_frequent",
+        }
+    }
+}
+
+fn default_store() -> String {
+    "kith-hub.db".into()
+}
+fn default_region() -> String {
+    "GB".into()
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_overlap_rows() -> i64 {
+    100
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_view_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_contribution_priority() -> i32 {
+    100
+}
+fn default_common_limit() -> usize {
+    25
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        toml_defaults()
+    }
+}
+
+fn toml_defaults() -> HubSettings {
+    HubSettings {
+        store: default_store(),
+        default_region: default_region(),
+        overlap: default_overlap(),
+        overlap_rows: default_overlap_rows(),
+        reconcile_every: default_reconcile(),
+        view_timeout: default_view_timeout(),
+        survivorship: Survivorship::default(),
+        contribution_priority: default_contribution_priority(),
+        common_identifier_limit: default_common_limit(),
+    }
+}

@@ -1,0 +1,563 @@
+//! The hub end to end on real files, a real SQLite source and a real hub store:
+//! sync, linking with stable ids, the 360 view, and sources that fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kith_connect::{
+    Capabilities, Connector, LookupCapability, LookupRequest, LookupResult, ScanStream,
+    SourceConfig,
+};
+use kith_hub::{Hub, HubSettings, SourceStatus, Survivorship, SyncOptions};
+use kith_model::{Anchor, ContributionKind, CursorValue, PartyId, RecordRef};
+use kith_store::{HubStore, NewContribution, SqliteStore, Suppression};
+use serde_json::json;
+
+const SOURCES: &str = r#"
+[[sources]]
+name = "billing"
+verified = true
+priority = 30
+relation = "customer"
+connection = { kind = "sqlite", path = "billing.db" }
+[sources.identity]
+from = "customers"
+key = "id"
+cursor = { column = "updated_at" }
+attributes = { given_name = "first", family_name = "last", email = "email", phone = "phone", street = "street", postcode = "postcode" }
+[sources.facts.profile]
+from = "customers"
+join = "id"
+kind = "profile"
+cardinality = "one"
+updated_at = "updated_at"
+fields = ["street", "postcode"]
+[sources.facts.invoices]
+from = "invoices"
+join = "customer_id"
+kind = "transaction"
+date = "issued_at"
+
+[[sources]]
+name = "shop"
+priority = 10
+connection = { kind = "csv", dir = "shop" }
+[sources.identity]
+from = "customers.csv"
+key = "id"
+attributes = { full_name = "name", email = "email", phone = "phone" }
+[sources.facts.profile]
+from = "customers.csv"
+join = "id"
+kind = "profile"
+cardinality = "one"
+updated_at = "updated_at"
+fields = ["street", "postcode"]
+[sources.facts.orders]
+from = "orders.csv"
+join = "customer_id"
+kind = "transaction"
+date = "placed_at"
+
+[[sources]]
+name = "marketing"
+relation = "prospect"
+connection = { kind = "jsonl", dir = "marketing" }
+[sources.identity]
+from = "contacts.jsonl"
+key = "id"
+attributes = { full_name = "name", email = "email" }
+[sources.facts.offers]
+from = "offers.jsonl"
+join = "contact_id"
+kind = "offer"
+date = "sent_at"
+"#;
+
+#[derive(serde::Deserialize)]
+struct Sources {
+    sources: Vec<SourceConfig>,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    sources: Vec<SourceConfig>,
+    store: Arc<dyn HubStore>,
+}
+
+impl World {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn hub(&self) -> Hub {
+        self.hub_with(HubSettings::default())
+    }
+
+    fn hub_with(&self, settings: HubSettings) -> Hub {
+        Hub::new(settings, &self.sources, self.store.clone()).unwrap()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    async fn sql(&self, stmts: &[&str]) {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.path("billing.db"))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        for s in stmts {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = toml::from_str::<Sources>(SOURCES).unwrap().sources;
+    for s in &mut sources {
+        s.connection.resolve_paths(dir.path());
+    }
+    let store: Arc<dyn HubStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    let w = World {
+        dir,
+        sources,
+        store,
+    };
+    w.sql(&[
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, first TEXT, last TEXT, email TEXT, phone TEXT, street TEXT, postcode TEXT, updated_at TEXT)",
+        "CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER, amount REAL, issued_at TEXT, memo TEXT)",
+        "INSERT INTO customers VALUES (1, 'Ann', 'Lee', 'ann.lee@example.com', '07700 900001', '14 Mill Lane', 'LS6 2AB', '2024-06-01T00:00:00Z')",
+        "INSERT INTO customers VALUES (2, 'Bob', 'Stone', 'bob@example.org', NULL, '3 High St', 'YO1 7HH', '2024-01-01T00:00:00Z')",
+        "INSERT INTO customers VALUES (3, 'Cara', 'Lee', 'cara@example.com', '07700 900003', '14 Mill Lane', 'LS6 2AB', '2024-01-01T00:00:00Z')",
+        "INSERT INTO invoices (customer_id, amount, issued_at, memo) VALUES (1, 19.99, '2024-05-01', 'FACT-MARKER-INVOICE-MEMO')",
+        "INSERT INTO invoices (customer_id, amount, issued_at, memo) VALUES (1, 29.99, '2024-06-01', 'second')",
+    ])
+    .await;
+    // Ann in the shop: another e-mail case, a phone in another format, her old address.
+    w.write(
+        "shop/customers.csv",
+        "id,name,email,phone,street,postcode,updated_at\n\
+         s1,Annie Lee,Ann.Lee@Example.com,+44 7700 900001,\"2 Old Road\",LS1 1AA,2023-02-01\n\
+         s2,Dan Park,dan@example.net,,1 Elm Way,M1 1AA,2023-01-01\n",
+    );
+    w.write(
+        "shop/orders.csv",
+        "order_id,customer_id,placed_at,total,gift_note\n\
+         o1,s1,2024-04-01,12.00,FACT-MARKER-GIFT-NOTE\n\
+         o2,s2,2024-04-02,8.00,\n",
+    );
+    // Ann changed her e-mail for marketing, but kept her phone? No phone here:
+    // this prospect is Eve, known only to marketing.
+    w.write(
+        "marketing/contacts.jsonl",
+        "{\"id\":\"M-1\",\"name\":\"Ann Lee\",\"email\":\"ANN.LEE@example.com\"}\n\
+         {\"id\":\"M-9\",\"name\":\"Eve Prospect\",\"email\":\"eve@example.com\"}\n",
+    );
+    w.write(
+        "marketing/offers.jsonl",
+        "{\"contact_id\":\"M-1\",\"offer\":\"Spring 20% off\",\"sent_at\":\"2024-03-01\",\"response\":\"clicked\"}\n",
+    );
+    w
+}
+
+async fn party_of(store: &dyn HubStore, source: &str, key: &str) -> PartyId {
+    store
+        .link(&RecordRef::new(source, key))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{source}:{key} is linked"))
+        .party
+}
+
+#[tokio::test]
+async fn sync_links_the_same_person_across_sources_and_keeps_ids_on_resync() {
+    let w = world().await;
+    let hub = w.hub();
+    let report = hub.sync(SyncOptions::default(), &()).await.unwrap();
+    assert!(report.failed_sources().next().is_none(), "{report:?}");
+    assert_eq!(report.link.records, 7);
+    // Ann (3 records), Bob, Cara, Dan, Eve.
+    assert_eq!(report.link.parties, 5);
+    let ann = party_of(w.store.as_ref(), "billing", "1").await;
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann);
+    assert_eq!(party_of(w.store.as_ref(), "marketing", "M-1").await, ann);
+    assert_ne!(party_of(w.store.as_ref(), "billing", "3").await, ann);
+
+    let again = hub.sync(SyncOptions::default(), &()).await.unwrap();
+    assert_eq!(again.link.new_parties, 0);
+    assert_eq!(again.link.links_changed, 0);
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann);
+    assert_eq!(hub.find_party("ann.lee@EXAMPLE.com").await.unwrap(), ann);
+    assert_eq!(hub.find_party("07700900001").await.unwrap(), ann);
+    assert_eq!(hub.find_party("shop:s1").await.unwrap(), ann);
+    assert!(hub.find_party("nobody@example.com").await.is_err());
+
+    // Households: Ann and Cara share an address.
+    let view = hub.view(&ann).await.unwrap();
+    assert_eq!(view.relationships.len(), 1);
+    assert_eq!(view.relationships[0].kind.as_str(), "household");
+}
+
+#[tokio::test]
+async fn the_view_merges_facts_with_provenance_and_shows_conflicts() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let v = hub.view(&ann).await.unwrap();
+
+    let status: Vec<(&str, SourceStatus)> = v
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("billing", SourceStatus::Ok),
+            ("shop", SourceStatus::Ok),
+            ("marketing", SourceStatus::Ok)
+        ]
+    );
+    assert_eq!(v.relation, Some(kith_model::Relation::Customer));
+    let tx: Vec<_> = v.facts_of("transaction").collect();
+    assert_eq!(tx.len(), 3, "two invoices and one order");
+    // Newest first, whatever the source.
+    assert_eq!(tx[0].provenance.source, "billing");
+    assert_eq!(tx[0].date, Some("2024-06-01T00:00:00Z".parse().unwrap()));
+    assert_eq!(tx[1].provenance.source, "billing");
+    assert_eq!(tx[2].provenance.source, "shop");
+    assert_eq!(tx[2].provenance.key, "s1");
+    let offer = v.facts_of("offer").next().unwrap();
+    assert_eq!(offer.value["response"], json!("clicked"));
+
+    // The street: billing (2024) and the shop (2023) disagree; the newest wins.
+    let street = v.profile.iter().find(|a| a.attribute == "street").unwrap();
+    assert!(street.conflict);
+    assert_eq!(street.best, json!("14 Mill Lane"));
+    assert_eq!(street.best_source, "billing");
+    assert_eq!(street.values.len(), 2);
+    assert_eq!(street.values[1].provenance.source, "shop");
+
+    // By source priority the answer is the same here; by another rule it can differ.
+    let s = HubSettings {
+        survivorship: Survivorship::SourcePriority,
+        ..Default::default()
+    };
+    let v2 = w.hub_with(s).view(&ann).await.unwrap();
+    let street2 = v2.profile.iter().find(|a| a.attribute == "street").unwrap();
+    assert_eq!(street2.best_source, "billing");
+
+    // A customer's correction takes part as a source of its own, and is newest.
+    w.store
+        .add_contribution(&NewContribution {
+            party: ann.clone(),
+            anchor: Anchor::Record(RecordRef::new("billing", "1")),
+            kind: ContributionKind::Correction,
+            attribute: "street".into(),
+            value: json!("15 Mill Lane"),
+            by: "customer".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let v3 = hub.view(&ann).await.unwrap();
+    let street3 = v3.profile.iter().find(|a| a.attribute == "street").unwrap();
+    assert_eq!(street3.best, json!("15 Mill Lane"));
+    assert_eq!(street3.best_source, "contributions");
+    assert!(v3.sources.iter().any(|s| s.name == "contributions"));
+    let json = serde_json::to_value(&v3).unwrap();
+    assert_eq!(json["party"], json!(ann.as_str()));
+    assert!(json["facts"][0]["provenance"]["fetched_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_source_that_is_down_or_slow_is_a_status_not_a_failure() {
+    let w = world().await;
+    w.hub().sync(SyncOptions::default(), &()).await.unwrap();
+    std::fs::remove_file(w.path("shop/orders.csv")).unwrap();
+    let hub = w.hub();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let v = hub.view(&ann).await.unwrap();
+    let shop = v.sources.iter().find(|s| s.name == "shop").unwrap();
+    assert_eq!(shop.status, SourceStatus::Unreachable);
+    assert!(shop.reason.as_deref().unwrap().contains("orders.csv"));
+    assert_eq!(
+        v.facts_of("transaction").count(),
+        2,
+        "billing still answers"
+    );
+
+    // A source that hangs times out while the others answer in time.
+    let mut connectors: Vec<Arc<dyn Connector>> = hub.connectors().to_vec();
+    let slow_source = w.sources[2].clone();
+    connectors[2] = Arc::new(Hanging(slow_source));
+    let settings = HubSettings {
+        view_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let hub = Hub::with_connectors(settings, connectors, w.store.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let v = hub.view(&ann).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let m = v.sources.iter().find(|s| s.name == "marketing").unwrap();
+    assert_eq!(m.status, SourceStatus::TimedOut);
+    assert_eq!(
+        v.sources
+            .iter()
+            .find(|s| s.name == "billing")
+            .unwrap()
+            .status,
+        SourceStatus::Ok
+    );
+}
+
+/// A source that never answers a lookup (a hung server, in miniature).
+struct Hanging(SourceConfig);
+
+#[async_trait]
+impl Connector for Hanging {
+    fn source(&self) -> &SourceConfig {
+        &self.0
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lookup: LookupCapability::Indexed,
+            incremental_scan: false,
+        }
+    }
+    async fn scan(&self, _since: Option<CursorValue>) -> kith_connect::Result<ScanStream> {
+        std::future::pending().await
+    }
+    async fn lookup(&self, _r: &LookupRequest) -> kith_connect::Result<LookupResult> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_failing_source_during_sync_loses_nothing() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    std::fs::remove_file(w.path("shop/customers.csv")).unwrap();
+    let r = hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    let shop = r.sources.iter().find(|s| s.source == "shop").unwrap();
+    assert!(shop.error.as_deref().unwrap().contains("customers.csv"));
+    assert_eq!(shop.removed, 0);
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann);
+}
+
+#[tokio::test]
+async fn full_reconcile_unlinks_records_gone_from_their_source() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let dan = party_of(w.store.as_ref(), "shop", "s2").await;
+    w.write(
+        "shop/customers.csv",
+        "id,name,email,phone,street,postcode,updated_at\n\
+         s1,Annie Lee,Ann.Lee@Example.com,+44 7700 900001,\"2 Old Road\",LS1 1AA,2023-02-01\n",
+    );
+    let r = hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    assert_eq!(
+        r.sources
+            .iter()
+            .find(|s| s.source == "shop")
+            .unwrap()
+            .removed,
+        1
+    );
+    assert!(
+        w.store
+            .link(&RecordRef::new("shop", "s2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        w.store.party(&dan).await.unwrap().is_none(),
+        "a party with no records is retired"
+    );
+    assert_eq!(r.link.retired, 1);
+}
+
+#[tokio::test]
+async fn merges_keep_the_oldest_id_and_splits_keep_the_founder() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let bob = party_of(w.store.as_ref(), "billing", "2").await;
+    let dan = party_of(w.store.as_ref(), "shop", "s2").await;
+    let (older, newer) = {
+        let b = w.store.party(&bob).await.unwrap().unwrap();
+        let d = w.store.party(&dan).await.unwrap().unwrap();
+        if (b.created_at, &b.id) <= (d.created_at, &d.id) {
+            (bob.clone(), dan.clone())
+        } else {
+            (dan.clone(), bob.clone())
+        }
+    };
+    // A marketing contact carrying both Bob's and Dan's e-mails bridges them.
+    let mut sources = w.sources.clone();
+    w.write(
+        "marketing/contacts.jsonl",
+        "{\"id\":\"M-1\",\"name\":\"Ann Lee\",\"email\":\"ANN.LEE@example.com\"}\n\
+         {\"id\":\"M-9\",\"name\":\"Eve Prospect\",\"email\":\"eve@example.com\"}\n\
+         {\"id\":\"M-5\",\"name\":\"B\",\"email\":\"bob@example.org\",\"alt\":\"dan@example.net\"}\n",
+    );
+    sources[2].identity.attributes.email = Some(kith_connect::mapping::Columns::Many(vec![
+        "email".into(),
+        "alt".into(),
+    ]));
+    let hub = Hub::new(HubSettings::default(), &sources, w.store.clone()).unwrap();
+    let r = hub.sync(SyncOptions::default(), &()).await.unwrap();
+    assert_eq!(r.link.merged, 1);
+    assert_eq!(party_of(w.store.as_ref(), "billing", "2").await, older);
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s2").await, older);
+    // The merged id still answers, redirected.
+    assert_eq!(w.store.party(&newer).await.unwrap().unwrap().id, older);
+
+    // The bridge goes away: the part with the older id's founding record keeps it.
+    w.write(
+        "marketing/contacts.jsonl",
+        "{\"id\":\"M-1\",\"name\":\"Ann Lee\",\"email\":\"ANN.LEE@example.com\"}\n\
+         {\"id\":\"M-9\",\"name\":\"Eve Prospect\",\"email\":\"eve@example.com\"}\n",
+    );
+    let r = hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    assert_eq!(r.link.new_parties, 1);
+    let founder = w
+        .store
+        .party(&older)
+        .await
+        .unwrap()
+        .unwrap()
+        .founding_record;
+    assert_eq!(
+        party_of(w.store.as_ref(), &founder.source, &founder.key).await,
+        older
+    );
+    let other = if founder.source == "billing" {
+        ("shop", "s2")
+    } else {
+        ("billing", "2")
+    };
+    let split_off = party_of(w.store.as_ref(), other.0, other.1).await;
+    assert_ne!(split_off, older);
+    assert_ne!(
+        split_off, newer,
+        "a split gets a new id; the merged one stays a redirect"
+    );
+}
+
+#[tokio::test]
+async fn erased_records_and_identifiers_do_not_come_back() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let eve = RecordRef::new("marketing", "M-9");
+    w.store
+        .remove_records(std::slice::from_ref(&eve))
+        .await
+        .unwrap();
+    w.store
+        .suppress(
+            &Suppression::Record(eve.clone()),
+            "erasure request",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let dan_email = kith_model::normalize::identifier_hash("email:dan@example.net");
+    w.store
+        .remove_records(&[RecordRef::new("shop", "s2")])
+        .await
+        .unwrap();
+    w.store
+        .suppress(
+            &Suppression::IdentifierHash { hash: dan_email },
+            "erasure request",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let r = hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    assert!(w.store.record(&eve).await.unwrap().is_none());
+    assert!(
+        w.store
+            .record(&RecordRef::new("shop", "s2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let suppressed: u64 = r.sources.iter().map(|s| s.suppressed).sum();
+    assert_eq!(suppressed, 2);
+}
+
+#[tokio::test]
+async fn the_hub_file_holds_identity_not_facts() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let v = hub.view(&ann).await.unwrap();
+    assert!(
+        v.facts
+            .iter()
+            .any(|f| f.value.to_string().contains("FACT-MARKER-INVOICE-MEMO"))
+    );
+    assert!(
+        v.facts
+            .iter()
+            .any(|f| f.value.to_string().contains("FACT-MARKER-GIFT-NOTE"))
+    );
+    drop(hub);
+    // Checkpoint the WAL so the main file has everything, then read every byte kith wrote.
+    let all = hub_bytes(w.dir.path());
+    assert!(!all.is_empty());
+    for marker in [
+        "FACT-MARKER-INVOICE-MEMO",
+        "FACT-MARKER-GIFT-NOTE",
+        "Spring 20% off",
+        "19.99",
+    ] {
+        assert!(
+            !contains(&all, marker.as_bytes()),
+            "the hub store holds the fact value {marker:?}"
+        );
+    }
+    // It does hold identity.
+    assert!(contains(&all, b"ann.lee@example.com"));
+}
+
+fn hub_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("hub.db") {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,241 @@
+//! The command line: kith's contract with people and scripts.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use kith_hub::SyncOptions;
+use kith_store::AuditEntry;
+
+use crate::app::App;
+use crate::demo::generate::{GenerateOptions, generate};
+use crate::progress::SyncProgress;
+use crate::report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kith",
+    version,
+    about = "kith — a federated customer-information hub",
+    long_about = "kith leaves customer data in the systems where it lives, links the records that \
+                  belong to the same person across them, and shows one accurate, current picture of \
+                  each customer.\n\nStart with `kith demo`."
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "KITH_CONFIG",
+        default_value = "kith.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a realistic small business (five sources, thousands of people), sync it and show a customer.
+    Demo {
+        /// Where to write the demo sources, their kith.toml and the hub store.
+        #[arg(long, default_value = "kith-demo")]
+        dir: PathBuf,
+        /// Only write the sources and DIR/kith.toml; do not sync or show anything.
+        #[arg(long)]
+        generate_only: bool,
+        /// How many people the business knows.
+        #[arg(long, default_value_t = 3000)]
+        people: usize,
+        /// Seed of the generator (the same seed writes the same files).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Read every source's people into the identity index and link them into parties.
+    Sync {
+        /// Read every source whole and remove records that are gone from it.
+        #[arg(long)]
+        full: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a party's 360 view, gathered live from every linked source.
+    View {
+        /// A party id, an e-mail address, a phone number, or source:key.
+        query: String,
+        /// Print one JSON object instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration and try to reach every source.
+    Check,
+    /// List rows that could not be read, with where they are and why.
+    Quarantine {
+        /// Only this source's rows.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo {
+            dir,
+            generate_only,
+            people,
+            seed,
+        } => demo(dir, generate_only, people, seed).await,
+        Command::Sync { full, json } => {
+            let app = App::open(&cli.config).await?;
+            sync(&app, full, json).await
+        }
+        Command::View { query, json } => {
+            let app = App::open(&cli.config).await?;
+            view(&app, &query, json).await
+        }
+        Command::Check => check(&cli.config).await,
+        Command::Quarantine { source, json } => {
+            let app = App::open(&cli.config).await?;
+            let rows = app.hub.store().quarantined(source.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no quarantined rows");
+            } else {
+                for q in rows {
+                    println!(
+                        "{:<12} {:<28} {}  (seen {})",
+                        q.source,
+                        q.location,
+                        q.reason,
+                        q.seen_at.format("%Y-%m-%d %H:%M")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn sync(app: &App, full: bool, json: bool) -> Result<()> {
+    let progress = SyncProgress::new(!json && std::io::stderr().is_terminal());
+    let report = app.hub.sync(SyncOptions { full }, &progress).await?;
+    progress.finish();
+    app.hub
+        .store()
+        .audit(&AuditEntry {
+            at: chrono::Utc::now(),
+            actor: "cli".into(),
+            action: "sync".into(),
+            party: None,
+            detail: format!("{} sources", report.sources.len()),
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::sync(&report));
+    }
+    if report.failed_sources().next().is_some() {
+        anyhow::bail!(
+            "{} source(s) could not be read: {}",
+            report.failed_sources().count(),
+            report
+                .failed_sources()
+                .map(|s| s.source.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn view(app: &App, query: &str, json: bool) -> Result<()> {
+    let party = app.hub.find_party(query).await?;
+    let v = app.hub.view(&party).await?;
+    app.hub
+        .store()
+        .audit(&AuditEntry {
+            at: chrono::Utc::now(),
+            actor: "cli".into(),
+            action: "view".into(),
+            party: Some(v.party.clone()),
+            detail: String::new(),
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", report::view(&v));
+    }
+    Ok(())
+}
+
+async fn check(config: &std::path::Path) -> Result<()> {
+    let app = App::open(config).await?;
+    println!("configuration {} is valid", config.display());
+    println!(
+        "hub store {} at schema version {}",
+        app.hub.store().describe(),
+        app.hub.store().schema_version().await?
+    );
+    let mut failed = 0;
+    for c in app.hub.connectors() {
+        let s = c.source();
+        match c.check().await {
+            Ok(()) => println!("  ok  {:<14} {}", s.name, s.connection.kind()),
+            Err(e) => {
+                failed += 1;
+                println!("  !!  {:<14} {}", s.name, e);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} source(s) cannot be reached");
+    }
+    Ok(())
+}
+
+async fn demo(dir: PathBuf, generate_only: bool, people: usize, seed: u64) -> Result<()> {
+    let started = std::time::Instant::now();
+    let generated = generate(&dir, &GenerateOptions { people, seed })
+        .await
+        .with_context(|| format!("generating the demo business in {}", dir.display()))?;
+    let config = generated.config_path.clone();
+    println!(
+        "Generated Fernleaf, a garden-supplies business with five systems, in {} ({} people, {:.1}s):",
+        dir.display(),
+        people,
+        started.elapsed().as_secs_f64()
+    );
+    for (what, n) in &generated.counts {
+        println!("  {what:<32} {n:>7} rows");
+    }
+    if generate_only {
+        println!("\nNext: kith --config {} sync", config.display());
+        return Ok(());
+    }
+    let app = App::open(&config).await?;
+    println!();
+    sync(&app, false, false).await?;
+    println!("\nOne customer's 360 view, gathered live from every system:\n");
+    view(&app, &generated.showcase_email, false).await?;
+    let c = config.display();
+    println!("\nExplore further:");
+    println!(
+        "  kith --config {c} view {}          # this customer again",
+        generated.showcase_email
+    );
+    println!("  kith --config {c} view <e-mail | phone | party id> --json");
+    println!("  kith --config {c} sync                 # pick up changes in the sources");
+    println!("  kith --config {c} quarantine           # rows that could not be read, and why");
+    println!("  kith --config {c} check                # is every source reachable?");
+    Ok(())
+}

@@ -1,0 +1,3 @@
+pub mod generate;
+mod names;
+mod write;

@@ -1,0 +1,245 @@
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn kith(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kith"))
+        .args(args)
+        .env_remove("KITH_CONFIG")
+        .output()
+        .expect("kith runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `kith demo` into `dir` and returns the showcase customer's e-mail.
+fn demo(dir: &Path) -> String {
+    let out = kith(&["demo", "--dir", dir.to_str().unwrap(), "--people", "400"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let line = all
+        .lines()
+        .find(|l| l.contains("# this customer again"))
+        .unwrap_or_else(|| panic!("the demo says how to see the customer again:\n{all}"));
+    let email = line
+        .split_whitespace()
+        .find(|w| w.contains('@'))
+        .expect("an e-mail on that line")
+        .to_string();
+    assert!(all.contains("Sources"), "{all}");
+    assert!(all.contains("linked"), "{all}");
+    email
+}
+
+fn view_json(config: &Path, query: &str) -> Value {
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "view",
+        query,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("view --json prints one JSON object")
+}
+
+#[test]
+fn the_demo_resolves_a_business_and_the_view_has_provenance_conflicts_and_statuses() {
+    let d = tempfile::tempdir().unwrap();
+    let email = demo(d.path());
+    let config = d.path().join("kith.toml");
+    let v = view_json(&config, &email);
+
+    let party = v["party"].as_str().unwrap();
+    assert!(party.starts_with("p_"), "{party}");
+    // The same party by its id.
+    assert_eq!(view_json(&config, party)["party"], v["party"]);
+
+    let sources = v["sources"].as_array().unwrap();
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for want in ["billing", "support", "shop", "marketing", "loyalty"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    for s in sources {
+        assert_eq!(
+            s["status"], "ok",
+            "the showcase customer is in every source: {s}"
+        );
+    }
+
+    let facts = v["facts"].as_array().unwrap();
+    assert!(facts.len() > 10, "{}", facts.len());
+    for f in facts {
+        assert!(f["kind"].is_string(), "{f}");
+        assert!(!f["value"].is_null(), "{f}");
+        let p = &f["provenance"];
+        assert!(
+            p["source"].is_string() && p["key"].is_string() && p["fetched_at"].is_string(),
+            "{f}"
+        );
+    }
+    let kinds: Vec<&str> = facts.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    for want in ["transaction", "case", "offer", "entitlement", "holding"] {
+        assert!(kinds.contains(&want), "{want} in {kinds:?}");
+    }
+    // The showcase customer moved: billing and the shop disagree on the street.
+    let conflicts: Vec<&Value> = v["profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["conflict"] == true)
+        .collect();
+    assert!(!conflicts.is_empty(), "{}", v["profile"]);
+    let street = conflicts
+        .iter()
+        .find(|a| a["attribute"] == "street")
+        .expect("a street conflict");
+    let sources_of: Vec<&str> = street["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["provenance"]["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources_of.contains(&"billing") && sources_of.contains(&"shop"),
+        "{sources_of:?}"
+    );
+    assert_eq!(
+        street["best_source"], "billing",
+        "billing changed most recently"
+    );
+}
+
+#[test]
+fn a_source_that_is_down_shows_as_unreachable_and_the_rest_answers() {
+    let d = tempfile::tempdir().unwrap();
+    let email = demo(d.path());
+    let config = d.path().join("kith.toml");
+    std::fs::remove_file(d.path().join("loyalty/entitlements.csv")).unwrap();
+    let v = view_json(&config, &email);
+    let loyalty = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "loyalty")
+        .unwrap();
+    assert_eq!(loyalty["status"], "unreachable", "{loyalty}");
+    assert!(
+        loyalty["reason"]
+            .as_str()
+            .unwrap()
+            .contains("entitlements.csv"),
+        "{loyalty}"
+    );
+    let billing = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "billing")
+        .unwrap();
+    assert_eq!(billing["status"], "ok");
+
+    // The terminal report says so too.
+    let out = kith(&["--config", config.to_str().unwrap(), "view", &email]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("unreachable"), "{report}");
+}
+
+#[test]
+fn sync_quarantines_broken_rows_and_says_where() {
+    let d = tempfile::tempdir().unwrap();
+    demo(d.path());
+    let config = d.path().join("kith.toml");
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "sync",
+        "--full",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let q: u64 = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["quarantined"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        q, 3,
+        "two broken shop rows and one broken marketing line: {r}"
+    );
+    // A second sync changes nothing.
+    let again: Value = serde_json::from_slice(
+        &kith(&["--config", config.to_str().unwrap(), "sync", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(again["link"]["new_parties"], 0, "{again}");
+    assert_eq!(again["link"]["links_changed"], 0, "{again}");
+
+    let out = kith(&["--config", config.to_str().unwrap(), "quarantine"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("customers.csv line"), "{listing}");
+    assert!(listing.contains("contacts.jsonl line"), "{listing}");
+}
+
+#[test]
+fn a_malformed_config_names_file_line_and_field() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("kith.toml");
+    std::fs::write(
+        &p,
+        "[hub]\nstore = \"hub.db\"\n\n[[sources]]\nname = \"x\"\nconnection = { kind = \"csv\", dir = \".\" }\n[sources.identity]\nfrom = \"a.csv\"\nkey = \"id\"\nattributes = { emial = \"email\" }\n",
+    )
+    .unwrap();
+    let out = kith(&["--config", p.to_str().unwrap(), "sync"]);
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains("kith.toml"), "{err}");
+    assert!(err.contains("line 10"), "{err}");
+    assert!(err.contains("emial"), "{err}");
+
+    let out = kith(&[
+        "--config",
+        d.path().join("missing.toml").to_str().unwrap(),
+        "sync",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("missing.toml"), "{}", text(&out));
+}
+
+#[test]
+fn generate_only_writes_sources_and_a_config_that_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let out = kith(&[
+        "demo",
+        "--dir",
+        d.path().to_str().unwrap(),
+        "--people",
+        "200",
+        "--generate-only",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(d.path().join("kith.toml").exists());
+    assert!(
+        !d.path().join("hub.db").exists(),
+        "generate-only does not sync"
+    );
+    let out = kith(&[
+        "--config",
+        d.path().join("kith.toml").to_str().unwrap(),
+        "check",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("billing"));
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests: the real `kith` binary on a generated multi-source business.
+
+mod cli;

@@ -1,0 +1,1244 @@
+//! The behaviour every [`HubStore`] must show, as runnable checks.
+//!
+//! An implementation's tests call [`run_all`] with a function that makes a
+//! fresh, empty store; each check gets its own store. Failures are collected
+//! and reported together, each under its check's name:
+//!
+//! ```no_run
+//! # async fn example() {
+//! use kith_store::{conformance, SqliteStore};
+//! conformance::run_all(|| async { SqliteStore::open_in_memory().await.unwrap() }).await;
+//! # }
+//! ```
+//!
+//! The checks use only the trait, fixed timestamps and small data, so they
+//! run in well under a second on an embedded store.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use chrono::TimeZone;
+use kith_model::normalize::identifier_hash;
+use kith_model::{
+    Anchor, ContributionKind, CursorValue, FileStamp, IdentityAttrs, IdentityRecord, Link, Party,
+    PartyId, PartyKind, Quarantined, RecordRef, Relation, RelationKind, Relationship, Timestamp,
+};
+
+use crate::{
+    AuditEntry, Error, HubStore, IndexEntry, NewContribution, Suppression, SyncState, UpsertCounts,
+};
+
+/// Why a check failed.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure(format!("store error: {e}"))
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// One behaviour, checked against an empty store.
+pub struct Check {
+    pub name: &'static str,
+    pub run: for<'a> fn(&'a dyn HubStore) -> CheckFuture<'a>,
+}
+
+/// Runs every check in [`CHECKS`], each on a store from `make`, and panics
+/// naming every check that failed.
+pub async fn run_all<S, F, Fut>(mut make: F)
+where
+    S: HubStore,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let mut failures = Vec::new();
+    for check in CHECKS {
+        let store = make().await;
+        if let Err(Failure(why)) = run_one(check, &store).await {
+            failures.push(format!("  {}: {why}", check.name));
+        }
+    }
+    if !failures.is_empty() {
+        panic!(
+            "{} of {} hub store conformance checks failed:\n{}",
+            failures.len(),
+            CHECKS.len(),
+            failures.join("\n")
+        );
+    }
+}
+
+/// Runs one check; a panic inside it (in the store, say) becomes its failure.
+pub async fn run_one(check: &Check, store: &dyn HubStore) -> Outcome {
+    CatchUnwind((check.run)(store)).await
+}
+
+/// Turns a panic while polling into a [`Failure`], so one broken check does
+/// not hide the others' results.
+struct CatchUnwind<'a>(CheckFuture<'a>);
+
+impl Future for CatchUnwind<'_> {
+    type Output = Outcome;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "non-string panic".into());
+                Poll::Ready(Err(Failure(format!("panicked: {msg}"))))
+            }
+        }
+    }
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(Failure(format!("line {}: {}", line!(), format!($($fmt)+))));
+        }
+    };
+}
+
+macro_rules! ensure_eq {
+    ($got:expr, $want:expr, $($fmt:tt)+) => {
+        same(&$got, &$want, line!(), || format!($($fmt)+))?
+    };
+}
+
+fn same<T: PartialEq + Debug>(
+    got: &T,
+    want: &T,
+    line: u32,
+    what: impl FnOnce() -> String,
+) -> Outcome {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Failure(format!(
+            "line {line}: {}\n    got:  {got:?}\n    want: {want:?}",
+            what()
+        )))
+    }
+}
+
+fn expect_invalid<T: Debug>(r: crate::Result<T>, what: &str) -> Outcome {
+    match r {
+        Err(Error::Invalid(_)) => Ok(()),
+        other => Err(Failure(format!(
+            "{what}: want Error::Invalid, got {other:?}"
+        ))),
+    }
+}
+
+macro_rules! checks {
+    ($($name:ident),* $(,)?) => {
+        /// Every check, in the order [`run_all`] runs them.
+        pub const CHECKS: &[Check] = &[$(Check {
+            name: stringify!($name),
+            run: {
+                fn run(s: &dyn HubStore) -> CheckFuture<'_> {
+                    Box::pin($name(s))
+                }
+                run
+            },
+        }),*];
+    };
+}
+
+checks![
+    schema_version_is_positive,
+    sync_state_round_trips,
+    upsert_is_idempotent,
+    upsert_detects_updates,
+    upsert_counts_repeats_within_one_call,
+    identifiers_find_records,
+    suppressed_record_is_not_upserted,
+    suppressed_identifier_is_not_upserted,
+    suppression_is_idempotent,
+    remove_records_removes_links,
+    party_create_is_idempotent,
+    party_redirects_follow_chains,
+    redirects_refuse_cycles,
+    links_set_replace_and_resolve,
+    set_links_is_atomic,
+    retire_party_requires_no_links,
+    relationships_replace_all,
+    file_index_replace_and_offsets,
+    contributions_by_anchor,
+    quarantine_upserts_and_clears,
+    audit_order_and_filter,
+];
+
+// --- fixtures -------------------------------------------------------------------
+
+fn t(secs: i64) -> Timestamp {
+    chrono::Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+}
+
+fn rec(source: &str, key: &str) -> RecordRef {
+    RecordRef::new(source, key)
+}
+
+fn entry(source: &str, key: &str, email: &str) -> IndexEntry {
+    IndexEntry {
+        record: IdentityRecord {
+            record: rec(source, key),
+            kind: PartyKind::Person,
+            relation: Some(Relation::Customer),
+            attrs: IdentityAttrs {
+                full_name: Some(format!("Person {key}")),
+                emails: vec![email.to_string()],
+                ..Default::default()
+            },
+            cursor: Some(CursorValue::Int(1)),
+            updated_at: Some(t(1)),
+        },
+        identifiers: vec![format!("email:{email}")],
+    }
+}
+
+fn party_at(secs: i64, founding: RecordRef) -> Party {
+    Party {
+        id: PartyId::generate(t(secs)),
+        kind: PartyKind::Person,
+        created_at: t(secs),
+        founding_record: founding,
+    }
+}
+
+async fn new_party(s: &dyn HubStore, secs: i64) -> Result<Party, Failure> {
+    let p = party_at(secs, rec("crm", &format!("founder-{secs}")));
+    s.create_parties(std::slice::from_ref(&p)).await?;
+    Ok(p)
+}
+
+fn link(r: &RecordRef, p: &PartyId, secs: i64) -> Link {
+    Link {
+        record: r.clone(),
+        party: p.clone(),
+        rule: "exact:email".into(),
+        score: 0.97,
+        evidence: vec!["email equal".into(), "name similar (0.93)".into()],
+        linked_at: t(secs),
+    }
+}
+
+fn counts(inserted: u64, updated: u64, unchanged: u64) -> UpsertCounts {
+    UpsertCounts {
+        inserted,
+        updated,
+        unchanged,
+    }
+}
+
+// --- checks ---------------------------------------------------------------------
+
+async fn schema_version_is_positive(s: &dyn HubStore) -> Outcome {
+    let v = s.schema_version().await?;
+    ensure!(v > 0, "schema_version is {v}, want > 0");
+    ensure!(!s.describe().is_empty(), "describe() is empty");
+    Ok(())
+}
+
+async fn sync_state_round_trips(s: &dyn HubStore) -> Outcome {
+    ensure_eq!(
+        s.sync_state("crm").await?,
+        SyncState::default(),
+        "an unknown source has the default state"
+    );
+    let state = SyncState {
+        cursor: Some(CursorValue::Time(
+            t(42) + chrono::Duration::nanoseconds(123_456_789),
+        )),
+        last_sync_at: Some(t(50)),
+        last_reconcile_at: None,
+    };
+    s.save_sync_state("crm", &state).await?;
+    ensure_eq!(s.sync_state("crm").await?, state, "saved state reads back");
+    let state2 = SyncState {
+        cursor: Some(CursorValue::Int(981)),
+        last_sync_at: Some(t(60)),
+        last_reconcile_at: Some(t(61)),
+    };
+    s.save_sync_state("crm", &state2).await?;
+    ensure_eq!(
+        s.sync_state("crm").await?,
+        state2,
+        "a save replaces the state"
+    );
+    ensure_eq!(
+        s.sync_state("shop").await?,
+        SyncState::default(),
+        "other sources are untouched"
+    );
+    Ok(())
+}
+
+async fn upsert_is_idempotent(s: &dyn HubStore) -> Outcome {
+    let entries = vec![
+        entry("shop", "2", "bo@example.com"),
+        entry("crm", "1", "ann@example.com"),
+        entry("shop", "10", "cy@example.com"),
+    ];
+    ensure_eq!(
+        s.upsert_records(&entries, t(100)).await?,
+        counts(3, 0, 0),
+        "first upsert inserts"
+    );
+    ensure_eq!(
+        s.upsert_records(&entries, t(200)).await?,
+        counts(0, 0, 3),
+        "re-sending changes nothing"
+    );
+    let got = s
+        .record(&rec("crm", "1"))
+        .await?
+        .ok_or_else(|| Failure("crm:1 missing after upsert".into()))?;
+    ensure_eq!(got.record, entries[1].record, "record reads back");
+    ensure_eq!(
+        got.identifiers,
+        entries[1].identifiers,
+        "identifiers read back"
+    );
+    ensure_eq!(got.party, None, "an unlinked record has no party");
+    ensure_eq!(
+        got.first_seen,
+        t(100),
+        "first_seen stays at the first upsert"
+    );
+    ensure_eq!(got.last_seen, t(200), "last_seen moves on a re-send");
+
+    let all = s.records().await?;
+    let refs: Vec<RecordRef> = all.iter().map(|r| r.record.record.clone()).collect();
+    ensure_eq!(
+        refs,
+        vec![rec("crm", "1"), rec("shop", "10"), rec("shop", "2")],
+        "records() sorted by (source, key)"
+    );
+    ensure_eq!(
+        s.record_keys("shop").await?,
+        vec!["10".to_string(), "2".to_string()],
+        "record_keys sorted"
+    );
+    ensure_eq!(
+        s.record_keys("none").await?,
+        Vec::<String>::new(),
+        "no keys of an unknown source"
+    );
+    ensure_eq!(s.record(&rec("crm", "9")).await?, None, "unknown record");
+    ensure_eq!(
+        s.upsert_records(&[], t(300)).await?,
+        counts(0, 0, 0),
+        "an empty upsert does nothing"
+    );
+    Ok(())
+}
+
+async fn upsert_detects_updates(s: &dyn HubStore) -> Outcome {
+    let base = entry("crm", "1", "ann@example.com");
+    s.upsert_records(std::slice::from_ref(&base), t(100))
+        .await?;
+
+    let mut variants: Vec<(&str, IndexEntry)> = Vec::new();
+    let mut e = base.clone();
+    e.record.attrs.phones = vec!["07700 900123".into()];
+    variants.push(("attrs", e));
+    let mut e = variants[0].1.clone();
+    e.record.kind = PartyKind::Organisation;
+    variants.push(("kind", e));
+    let mut e = variants[1].1.clone();
+    e.record.relation = None;
+    variants.push(("relation", e));
+    let mut e = variants[2].1.clone();
+    e.record.cursor = Some(CursorValue::Int(2));
+    variants.push(("cursor", e));
+    let mut e = variants[3].1.clone();
+    e.record.updated_at = Some(t(5));
+    variants.push(("updated_at", e));
+    let mut e = variants[4].1.clone();
+    e.identifiers = vec!["email:ann@example.com".into(), "phone:+447700900123".into()];
+    variants.push(("identifiers added", e));
+    let mut e = variants[5].1.clone();
+    e.identifiers = vec!["phone:+447700900123".into()];
+    variants.push(("identifiers removed", e));
+
+    let mut seen = 100;
+    for (what, e) in &variants {
+        seen += 10;
+        ensure_eq!(
+            s.upsert_records(std::slice::from_ref(e), t(seen)).await?,
+            counts(0, 1, 0),
+            "a change of {what} is an update"
+        );
+        let got = s
+            .record(&rec("crm", "1"))
+            .await?
+            .ok_or_else(|| Failure("crm:1 missing".into()))?;
+        ensure_eq!(got.record, e.record, "{what}: updated record reads back");
+        let mut want_ids = e.identifiers.clone();
+        want_ids.sort();
+        ensure_eq!(got.identifiers, want_ids, "{what}: identifiers replaced");
+        ensure_eq!(got.first_seen, t(100), "{what}: first_seen kept");
+        ensure_eq!(got.last_seen, t(seen), "{what}: last_seen moved");
+    }
+    ensure_eq!(
+        s.records_with_identifier("email:ann@example.com").await?,
+        Vec::<RecordRef>::new(),
+        "a removed identifier no longer finds the record"
+    );
+    ensure_eq!(
+        s.records_with_identifier("phone:+447700900123").await?,
+        vec![rec("crm", "1")],
+        "the new identifier finds the record"
+    );
+
+    let last = variants.last().unwrap().1.clone();
+    let mut changed = last.clone();
+    changed.record.attrs.city = Some("Leeds".into());
+    ensure_eq!(
+        s.upsert_records(&[changed, entry("crm", "2", "bo@example.com")], t(500))
+            .await?,
+        counts(1, 1, 0),
+        "a mixed batch counts each kind"
+    );
+    let mut reordered = entry("crm", "3", "cy@example.com");
+    reordered.identifiers = vec!["phone:+1".into(), "email:cy@example.com".into()];
+    s.upsert_records(std::slice::from_ref(&reordered), t(600))
+        .await?;
+    reordered.identifiers.reverse();
+    ensure_eq!(
+        s.upsert_records(&[reordered], t(700)).await?,
+        counts(0, 0, 1),
+        "identifiers are a set: their order is not a change"
+    );
+    Ok(())
+}
+
+async fn upsert_counts_repeats_within_one_call(s: &dyn HubStore) -> Outcome {
+    let a = entry("crm", "1", "ann@example.com");
+    let mut a2 = a.clone();
+    a2.record.attrs.city = Some("York".into());
+    ensure_eq!(
+        s.upsert_records(&[a.clone(), a.clone(), a2.clone()], t(100))
+            .await?,
+        counts(1, 1, 1),
+        "a record sent three times in one call: inserted, unchanged, updated"
+    );
+    let got = s
+        .record(&rec("crm", "1"))
+        .await?
+        .ok_or_else(|| Failure("crm:1 missing".into()))?;
+    ensure_eq!(got.record, a2.record, "the last version wins");
+    ensure_eq!(s.records().await?.len(), 1, "one record stored");
+
+    // Enough records to cross any batching an implementation does.
+    let many: Vec<IndexEntry> = (0..1200)
+        .map(|i| entry("bulk", &format!("{i:05}"), &format!("u{i}@example.com")))
+        .collect();
+    ensure_eq!(
+        s.upsert_records(&many, t(200)).await?,
+        counts(1200, 0, 0),
+        "bulk insert"
+    );
+    let mut again = many.clone();
+    again[700].record.attrs.city = Some("Hull".into());
+    ensure_eq!(
+        s.upsert_records(&again, t(300)).await?,
+        counts(0, 1, 1199),
+        "bulk re-send with one change"
+    );
+    ensure_eq!(s.record_keys("bulk").await?.len(), 1200, "bulk keys");
+    let r = s
+        .record(&rec("bulk", "01199"))
+        .await?
+        .ok_or_else(|| Failure("bulk:01199 missing".into()))?;
+    ensure_eq!(
+        r.last_seen,
+        t(300),
+        "last_seen moved for the last of the bulk"
+    );
+    Ok(())
+}
+
+async fn identifiers_find_records(s: &dyn HubStore) -> Outcome {
+    let mut shared = entry("shop", "7", "ann@example.com");
+    shared.identifiers.push("phone:+447700900123".into());
+    s.upsert_records(
+        &[
+            entry("shop", "9", "ann@example.com"),
+            entry("crm", "1", "ann@example.com"),
+            shared,
+            entry("crm", "2", "bo@example.com"),
+        ],
+        t(100),
+    )
+    .await?;
+    ensure_eq!(
+        s.records_with_identifier("email:ann@example.com").await?,
+        vec![rec("crm", "1"), rec("shop", "7"), rec("shop", "9")],
+        "every record with the identifier, sorted"
+    );
+    ensure_eq!(
+        s.records_with_identifier("phone:+447700900123").await?,
+        vec![rec("shop", "7")],
+        "second identifier of a record"
+    );
+    ensure_eq!(
+        s.records_with_identifier("email:nobody@example.com")
+            .await?,
+        Vec::<RecordRef>::new(),
+        "unknown identifier"
+    );
+    Ok(())
+}
+
+async fn suppressed_record_is_not_upserted(s: &dyn HubStore) -> Outcome {
+    let gone = Suppression::Record(rec("crm", "1"));
+    s.suppress(&gone, "erased at customer request", t(10))
+        .await?;
+    ensure!(
+        s.is_suppressed(&gone).await?,
+        "suppressed record reported as not suppressed"
+    );
+    ensure_eq!(
+        s.upsert_records(
+            &[
+                entry("crm", "1", "ann@example.com"),
+                entry("crm", "2", "bo@example.com")
+            ],
+            t(100)
+        )
+        .await?,
+        counts(1, 0, 0),
+        "the suppressed record counts as neither"
+    );
+    ensure_eq!(
+        s.record(&rec("crm", "1")).await?,
+        None,
+        "suppressed record not stored"
+    );
+    ensure_eq!(
+        s.record_keys("crm").await?,
+        vec!["2".to_string()],
+        "the rest of the batch is stored"
+    );
+    ensure_eq!(
+        s.records_with_identifier("email:ann@example.com").await?,
+        Vec::<RecordRef>::new(),
+        "no identifiers of the suppressed record"
+    );
+    ensure!(
+        !s.is_suppressed(&Suppression::Record(rec("crm", "2")))
+            .await?,
+        "another record reported as suppressed"
+    );
+    Ok(())
+}
+
+async fn suppressed_identifier_is_not_upserted(s: &dyn HubStore) -> Outcome {
+    let hash = identifier_hash("email:ann@example.com");
+    let gone = Suppression::IdentifierHash { hash };
+    s.suppress(&gone, "erased", t(10)).await?;
+    ensure!(
+        s.is_suppressed(&gone).await?,
+        "suppressed hash reported as not suppressed"
+    );
+    let mut carrier = entry("shop", "5", "other@example.com");
+    carrier.identifiers.push("email:ann@example.com".into());
+    ensure_eq!(
+        s.upsert_records(
+            &[
+                entry("crm", "1", "ann@example.com"),
+                carrier,
+                entry("crm", "2", "bo@example.com")
+            ],
+            t(100)
+        )
+        .await?,
+        counts(1, 0, 0),
+        "records carrying a suppressed identifier count as neither"
+    );
+    ensure_eq!(
+        s.records().await?.len(),
+        1,
+        "only the record without the identifier is stored"
+    );
+    ensure!(
+        !s.is_suppressed(&Suppression::IdentifierHash {
+            hash: identifier_hash("email:bo@example.com")
+        })
+        .await?,
+        "another hash reported as suppressed"
+    );
+    Ok(())
+}
+
+async fn suppression_is_idempotent(s: &dyn HubStore) -> Outcome {
+    ensure_eq!(
+        s.suppressions().await?,
+        Vec::<Suppression>::new(),
+        "empty at first"
+    );
+    let a = Suppression::Record(rec("crm", "a:b"));
+    let b = Suppression::IdentifierHash {
+        hash: identifier_hash("phone:+447700900123"),
+    };
+    s.suppress(&a, "erased", t(10)).await?;
+    s.suppress(&b, "erased", t(20)).await?;
+    s.suppress(&a, "erased again", t(30)).await?;
+    let mut got = s.suppressions().await?;
+    got.sort_by_key(|x| format!("{x:?}"));
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort_by_key(|x| format!("{x:?}"));
+    ensure_eq!(got, want, "each suppression listed once");
+    ensure!(
+        !s.is_suppressed(&Suppression::Record(rec("crm:a", "b")))
+            .await?,
+        "a record ref that only looks alike is not suppressed"
+    );
+    Ok(())
+}
+
+async fn remove_records_removes_links(s: &dyn HubStore) -> Outcome {
+    s.upsert_records(
+        &[
+            entry("crm", "1", "ann@example.com"),
+            entry("crm", "2", "ann@example.com"),
+        ],
+        t(100),
+    )
+    .await?;
+    let p = new_party(s, 1).await?;
+    s.set_links(&[
+        link(&rec("crm", "1"), &p.id, 5),
+        link(&rec("crm", "2"), &p.id, 5),
+    ])
+    .await?;
+    ensure_eq!(
+        s.remove_records(&[rec("crm", "1"), rec("crm", "1"), rec("crm", "404")])
+            .await?,
+        1,
+        "one record removed (duplicates and unknown ones are not counted)"
+    );
+    ensure_eq!(
+        s.record(&rec("crm", "1")).await?,
+        None,
+        "removed record is gone"
+    );
+    ensure_eq!(s.link(&rec("crm", "1")).await?, None, "its link is gone");
+    ensure_eq!(
+        s.records_with_identifier("email:ann@example.com").await?,
+        vec![rec("crm", "2")],
+        "its identifiers are gone"
+    );
+    let links: Vec<RecordRef> = s
+        .links_of(&p.id)
+        .await?
+        .into_iter()
+        .map(|l| l.record)
+        .collect();
+    ensure_eq!(links, vec![rec("crm", "2")], "the other link stays");
+    ensure_eq!(
+        s.remove_records(&[]).await?,
+        0,
+        "removing nothing removes nothing"
+    );
+    // The record can come back (it was gone from its source, not erased).
+    ensure_eq!(
+        s.upsert_records(&[entry("crm", "1", "ann@example.com")], t(200))
+            .await?,
+        counts(1, 0, 0),
+        "a removed record is inserted again"
+    );
+    Ok(())
+}
+
+async fn party_create_is_idempotent(s: &dyn HubStore) -> Outcome {
+    let p = party_at(1, rec("crm", "1"));
+    s.create_parties(std::slice::from_ref(&p)).await?;
+    s.create_parties(std::slice::from_ref(&p)).await?;
+    ensure_eq!(s.parties().await?, vec![p.clone()], "created once");
+    ensure_eq!(s.party(&p.id).await?, Some(p.clone()), "reads back");
+    let mut other = p.clone();
+    other.founding_record = rec("crm", "2");
+    let fresh = party_at(2, rec("crm", "3"));
+    expect_invalid(
+        s.create_parties(&[fresh.clone(), other]).await,
+        "same id, other details",
+    )?;
+    ensure_eq!(
+        s.party(&fresh.id).await?,
+        None,
+        "a refused batch creates nothing"
+    );
+    ensure_eq!(
+        s.party(&PartyId::generate(t(2))).await?,
+        None,
+        "unknown party"
+    );
+    Ok(())
+}
+
+async fn party_redirects_follow_chains(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let c = new_party(s, 3).await?;
+    let d = new_party(s, 4).await?;
+    s.redirect_party(&b.id, &a.id, t(10)).await?;
+    ensure_eq!(s.party(&b.id).await?, Some(a.clone()), "b answers a");
+    s.redirect_party(&a.id, &c.id, t(20)).await?;
+    ensure_eq!(s.party(&b.id).await?, Some(c.clone()), "b → a → c");
+    ensure_eq!(s.party(&a.id).await?, Some(c.clone()), "a → c");
+    ensure_eq!(s.party(&c.id).await?, Some(c.clone()), "c is itself");
+    let mut want = vec![c.clone(), d.clone()];
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    ensure_eq!(
+        s.parties().await?,
+        want,
+        "parties() lists only parties not merged away"
+    );
+    expect_invalid(
+        s.create_parties(&[Party {
+            founding_record: rec("x", "y"),
+            ..a.clone()
+        }])
+        .await,
+        "re-creating a merged-away id",
+    )?;
+    // A merged-away id can be pointed elsewhere (re-resolution).
+    s.redirect_party(&b.id, &d.id, t(30)).await?;
+    ensure_eq!(
+        s.party(&b.id).await?,
+        Some(d.clone()),
+        "b redirected again, to d"
+    );
+    Ok(())
+}
+
+async fn redirects_refuse_cycles(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let c = new_party(s, 3).await?;
+    expect_invalid(s.redirect_party(&a.id, &a.id, t(10)).await, "a → a")?;
+    s.redirect_party(&a.id, &b.id, t(10)).await?;
+    expect_invalid(
+        s.redirect_party(&b.id, &a.id, t(11)).await,
+        "b → a after a → b",
+    )?;
+    s.redirect_party(&b.id, &c.id, t(12)).await?;
+    expect_invalid(
+        s.redirect_party(&c.id, &a.id, t(13)).await,
+        "c → a after a → b → c",
+    )?;
+    expect_invalid(
+        s.redirect_party(&c.id, &PartyId::generate(t(4)), t(14))
+            .await,
+        "redirect to an unknown party",
+    )?;
+    ensure_eq!(
+        s.party(&a.id).await?,
+        Some(c.clone()),
+        "refusals changed nothing"
+    );
+    ensure_eq!(
+        s.party(&c.id).await?,
+        Some(c.clone()),
+        "c still answers itself"
+    );
+    Ok(())
+}
+
+async fn links_set_replace_and_resolve(s: &dyn HubStore) -> Outcome {
+    let (r1, r2, r3) = (rec("crm", "1"), rec("shop", "1"), rec("crm", "2"));
+    s.upsert_records(
+        &[
+            entry("crm", "1", "ann@example.com"),
+            entry("shop", "1", "ann@example.com"),
+            entry("crm", "2", "ann@example.com"),
+        ],
+        t(100),
+    )
+    .await?;
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    s.set_links(&[
+        link(&r2, &a.id, 10),
+        link(&r1, &a.id, 10),
+        link(&r3, &b.id, 10),
+    ])
+    .await?;
+    ensure_eq!(
+        s.link(&r1).await?,
+        Some(link(&r1, &a.id, 10)),
+        "link reads back"
+    );
+    let got = s.links_of(&a.id).await?;
+    ensure_eq!(
+        got,
+        vec![link(&r1, &a.id, 10), link(&r2, &a.id, 10)],
+        "links_of sorted by record"
+    );
+    let stored = s
+        .record(&r1)
+        .await?
+        .ok_or_else(|| Failure("crm:1 missing".into()))?;
+    ensure_eq!(stored.party, Some(a.id.clone()), "record() shows its party");
+    let all: Vec<Option<PartyId>> = s.records().await?.into_iter().map(|r| r.party).collect();
+    ensure_eq!(
+        all,
+        vec![Some(a.id.clone()), Some(b.id.clone()), Some(a.id.clone())],
+        "records() shows each record's party"
+    );
+
+    // Merge b into a: the caller moves the links, then redirects.
+    s.set_links(&[link(&r3, &a.id, 20)]).await?;
+    s.redirect_party(&b.id, &a.id, t(20)).await?;
+    ensure_eq!(
+        s.link(&r3).await?,
+        Some(link(&r3, &a.id, 20)),
+        "a link is replaced"
+    );
+    let via_b: Vec<RecordRef> = s
+        .links_of(&b.id)
+        .await?
+        .into_iter()
+        .map(|l| l.record)
+        .collect();
+    ensure_eq!(
+        via_b,
+        vec![r1.clone(), r3.clone(), r2.clone()],
+        "links_of follows redirects"
+    );
+    expect_invalid(
+        s.set_links(&[link(&r1, &b.id, 30)]).await,
+        "a link to a merged-away party",
+    )?;
+
+    s.unlink(&r2).await?;
+    ensure_eq!(s.link(&r2).await?, None, "unlinked");
+    s.unlink(&r2).await?;
+    ensure_eq!(
+        s.links_of(&a.id).await?.len(),
+        2,
+        "unlinking twice is harmless"
+    );
+    ensure_eq!(
+        s.links_of(&PartyId::generate(t(9))).await?,
+        Vec::<Link>::new(),
+        "an unknown party has no links"
+    );
+    Ok(())
+}
+
+async fn set_links_is_atomic(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let stranger = PartyId::generate(t(2));
+    expect_invalid(
+        s.set_links(&[
+            link(&rec("crm", "1"), &a.id, 10),
+            link(&rec("crm", "2"), &stranger, 10),
+        ])
+        .await,
+        "a link to an unknown party",
+    )?;
+    ensure_eq!(
+        s.link(&rec("crm", "1")).await?,
+        None,
+        "a refused batch leaves nothing behind"
+    );
+    Ok(())
+}
+
+async fn retire_party_requires_no_links(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let r = rec("crm", "1");
+    s.upsert_records(&[entry("crm", "1", "ann@example.com")], t(100))
+        .await?;
+    s.set_links(&[link(&r, &a.id, 10)]).await?;
+    expect_invalid(s.retire_party(&a.id).await, "retiring a party with links")?;
+    ensure_eq!(
+        s.party(&a.id).await?,
+        Some(a.clone()),
+        "refused retirement kept the party"
+    );
+    s.set_links(&[link(&r, &b.id, 20)]).await?;
+    s.retire_party(&a.id).await?;
+    ensure_eq!(s.party(&a.id).await?, None, "retired party is gone");
+    ensure_eq!(s.parties().await?, vec![b.clone()], "parties() without it");
+    Ok(())
+}
+
+async fn relationships_replace_all(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let c = new_party(s, 3).await?;
+    let org = new_party(s, 4).await?;
+    let household = Relationship {
+        from: a.id.clone(),
+        to: b.id.clone(),
+        kind: RelationKind::Household,
+        evidence: "same address: 12 high st".into(),
+    };
+    let employer = Relationship {
+        from: c.id.clone(),
+        to: org.id.clone(),
+        kind: RelationKind::EmployeeOf,
+        evidence: "org name: acme".into(),
+    };
+    s.replace_relationships(&[household.clone(), employer.clone()])
+        .await?;
+    ensure_eq!(
+        s.relationships_of(&a.id).await?,
+        vec![household.clone()],
+        "from side"
+    );
+    ensure_eq!(
+        s.relationships_of(&b.id).await?,
+        vec![household.clone()],
+        "to side"
+    );
+    ensure_eq!(
+        s.relationships_of(&org.id).await?,
+        vec![employer.clone()],
+        "org side"
+    );
+
+    let works_too = Relationship {
+        from: a.id.clone(),
+        to: org.id.clone(),
+        kind: RelationKind::EmployeeOf,
+        evidence: "org name: acme".into(),
+    };
+    s.replace_relationships(std::slice::from_ref(&works_too))
+        .await?;
+    ensure_eq!(
+        s.relationships_of(&b.id).await?,
+        Vec::<Relationship>::new(),
+        "replacement drops the old rows"
+    );
+    ensure_eq!(
+        s.relationships_of(&a.id).await?,
+        vec![works_too.clone()],
+        "new row"
+    );
+    s.replace_relationships(&[]).await?;
+    ensure_eq!(
+        s.relationships_of(&org.id).await?,
+        Vec::<Relationship>::new(),
+        "replacing with nothing clears"
+    );
+    Ok(())
+}
+
+async fn file_index_replace_and_offsets(s: &dyn HubStore) -> Outcome {
+    ensure_eq!(
+        s.file_index_stamp("files", "by_id").await?,
+        None,
+        "no stamp before a build"
+    );
+    let stamp = FileStamp {
+        size: 5_000_000_000,
+        modified_ns: 1_700_000_000_123_456_789,
+    };
+    // 3000 rows of one key (an order file indexed by customer), written out of
+    // order, among 20 000 rows of other keys.
+    let mut entries: Vec<(String, u64)> = Vec::new();
+    for i in 0..20_000u64 {
+        entries.push((format!("k{:05}", i % 5000), i * 100));
+    }
+    for i in (0..3000u64).rev() {
+        entries.push(("hot".into(), 4_000_000_000 + i));
+    }
+    s.replace_file_index("files", "by_id", stamp, &entries)
+        .await?;
+    s.replace_file_index(
+        "files",
+        "by_email",
+        FileStamp {
+            size: 1,
+            modified_ns: 2,
+        },
+        &[("k00001".into(), 7)],
+    )
+    .await?;
+    ensure_eq!(
+        s.file_index_stamp("files", "by_id").await?,
+        Some(stamp),
+        "stamp reads back"
+    );
+
+    let got = s
+        .file_index_offsets(
+            "files",
+            "by_id",
+            &["hot".into(), "k00001".into(), "missing".into()],
+        )
+        .await?;
+    let hot: Vec<u64> = (0..3000u64).map(|i| 4_000_000_000 + i).collect();
+    ensure_eq!(
+        got.get("hot"),
+        Some(&hot),
+        "every offset of a hot key, ascending"
+    );
+    ensure_eq!(
+        got.get("k00001"),
+        Some(&vec![100, 500_100, 1_000_100, 1_500_100]),
+        "offsets of a key, ascending"
+    );
+    ensure!(
+        !got.contains_key("missing"),
+        "a key without rows is absent, got {:?}",
+        got.get("missing")
+    );
+
+    // More keys than any one statement should carry.
+    let keys: Vec<String> = (0..1500).map(|i| format!("k{i:05}")).collect();
+    let got = s.file_index_offsets("files", "by_id", &keys).await?;
+    ensure_eq!(got.len(), 1500, "every requested key found");
+    ensure!(got.values().all(|v| v.len() == 4), "four offsets per key");
+    ensure_eq!(
+        s.file_index_offsets("files", "by_id", &[]).await?,
+        BTreeMap::new(),
+        "no keys, no offsets"
+    );
+
+    let stamp2 = FileStamp {
+        size: 10,
+        modified_ns: 3,
+    };
+    s.replace_file_index(
+        "files",
+        "by_id",
+        stamp2,
+        &[("k00001".into(), 42), ("new".into(), 0)],
+    )
+    .await?;
+    ensure_eq!(
+        s.file_index_stamp("files", "by_id").await?,
+        Some(stamp2),
+        "stamp replaced"
+    );
+    let got = s
+        .file_index_offsets(
+            "files",
+            "by_id",
+            &["hot".into(), "k00001".into(), "new".into()],
+        )
+        .await?;
+    let want: BTreeMap<String, Vec<u64>> = [
+        ("k00001".to_string(), vec![42]),
+        ("new".to_string(), vec![0]),
+    ]
+    .into();
+    ensure_eq!(got, want, "replacement drops the old entries");
+    ensure_eq!(
+        s.file_index_offsets("files", "by_email", &["k00001".into()])
+            .await?,
+        [("k00001".to_string(), vec![7])].into(),
+        "another index of the source is untouched"
+    );
+    ensure_eq!(
+        s.file_index_offsets("other", "by_id", &["k00001".into()])
+            .await?,
+        BTreeMap::new(),
+        "another source has nothing"
+    );
+    Ok(())
+}
+
+async fn contributions_by_anchor(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let on_record = Anchor::Record(rec("crm", "1"));
+    let on_email = Anchor::Identifier {
+        value: "email:ann@example.com".into(),
+    };
+    let elsewhere = Anchor::Record(rec("crm", "2"));
+    let new = |anchor: &Anchor, attribute: &str, secs: i64| NewContribution {
+        party: a.id.clone(),
+        anchor: anchor.clone(),
+        kind: ContributionKind::Correction,
+        attribute: attribute.into(),
+        value: serde_json::json!({"value": attribute, "n": secs}),
+        by: "customer".into(),
+        created_at: t(secs),
+    };
+    let late = s.add_contribution(&new(&on_record, "email", 300)).await?;
+    let early = s
+        .add_contribution(&new(&on_email, "newsletter", 100))
+        .await?;
+    let same_time = s.add_contribution(&new(&on_record, "city", 300)).await?;
+    s.add_contribution(&new(&elsewhere, "phone", 50)).await?;
+    ensure!(
+        late < early && early < same_time,
+        "ids grow: {late}, {early}, {same_time}"
+    );
+
+    let got = s
+        .contributions(&[on_record.clone(), on_email.clone(), on_record.clone()])
+        .await?;
+    let ids: Vec<i64> = got.iter().map(|c| c.id).collect();
+    ensure_eq!(
+        ids,
+        vec![early, late, same_time],
+        "oldest first, then by id"
+    );
+    let first = &got[0];
+    ensure_eq!(first.anchor, on_email, "anchor reads back");
+    ensure_eq!(first.kind, ContributionKind::Correction, "kind reads back");
+    ensure_eq!(
+        first.attribute,
+        "newsletter".to_string(),
+        "attribute reads back"
+    );
+    ensure_eq!(
+        first.value,
+        serde_json::json!({"value": "newsletter", "n": 100}),
+        "value reads back"
+    );
+    ensure_eq!(first.by, "customer".to_string(), "by reads back");
+    ensure_eq!(first.created_at, t(100), "created_at reads back");
+    ensure_eq!(first.party, a.id, "party reads back");
+    ensure_eq!(
+        s.contributions(&[Anchor::Identifier {
+            value: "email:bo@example.com".into()
+        }])
+        .await?
+        .len(),
+        0,
+        "an anchor without contributions"
+    );
+    ensure_eq!(
+        s.contributions(&[]).await?.len(),
+        0,
+        "no anchors, no contributions"
+    );
+
+    s.redirect_party(&a.id, &b.id, t(400)).await?;
+    let got = s.contributions(std::slice::from_ref(&on_email)).await?;
+    ensure_eq!(
+        got[0].party,
+        b.id,
+        "the party is resolved through redirects when read"
+    );
+    Ok(())
+}
+
+async fn quarantine_upserts_and_clears(s: &dyn HubStore) -> Outcome {
+    let q = |source: &str, location: &str, reason: &str, secs: i64| Quarantined {
+        source: source.into(),
+        location: location.into(),
+        key: Some("42".into()),
+        reason: reason.into(),
+        seen_at: t(secs),
+    };
+    s.quarantine(&[
+        q("files", "customers.csv line 17", "bad date", 10),
+        q("files", "customers.csv line 30", "no key", 20),
+        q("crm", "table customers key 9", "bad email", 10),
+    ])
+    .await?;
+    let mut again = q("files", "customers.csv line 17", "bad date again", 40);
+    again.key = None;
+    s.quarantine(std::slice::from_ref(&again)).await?;
+    let files = s.quarantined(Some("files")).await?;
+    ensure_eq!(
+        files.len(),
+        2,
+        "an upsert by (source, location) adds no row"
+    );
+    ensure!(files.contains(&again), "the row was updated: {files:?}");
+    ensure_eq!(s.quarantined(None).await?.len(), 3, "all sources");
+
+    ensure_eq!(
+        s.clear_quarantine("files", t(40)).await?,
+        1,
+        "only rows seen before the time are cleared"
+    );
+    ensure_eq!(
+        s.quarantined(Some("files")).await?,
+        vec![again],
+        "the newer row stays"
+    );
+    ensure_eq!(
+        s.quarantined(Some("crm")).await?.len(),
+        1,
+        "other sources are untouched"
+    );
+    ensure_eq!(
+        s.clear_quarantine("none", t(99)).await?,
+        0,
+        "nothing to clear"
+    );
+    Ok(())
+}
+
+async fn audit_order_and_filter(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let c = new_party(s, 3).await?;
+    let e = |secs: i64, action: &str, party: Option<&Party>| AuditEntry {
+        at: t(secs),
+        actor: "staff:jo".into(),
+        action: action.into(),
+        party: party.map(|p| p.id.clone()),
+        detail: String::new(),
+    };
+    // Written out of time order: the log is ordered by time, not by arrival.
+    let entries = [
+        e(20, "view", Some(&a)),
+        e(10, "export", Some(&a)),
+        e(30, "sync", None),
+        e(40, "view", Some(&b)),
+        e(50, "erase", Some(&c)),
+    ];
+    for x in &entries {
+        s.audit(x).await?;
+    }
+    let all = s.audit_log(None, 100).await?;
+    let times: Vec<Timestamp> = all.iter().map(|x| x.at).collect();
+    ensure_eq!(
+        times,
+        vec![t(50), t(40), t(30), t(20), t(10)],
+        "newest first"
+    );
+    ensure_eq!(all[2], entries[2], "an entry reads back");
+    ensure_eq!(s.audit_log(None, 2).await?.len(), 2, "limited");
+    ensure_eq!(s.audit_log(None, 0).await?.len(), 0, "limit 0");
+    ensure_eq!(
+        s.audit_log(Some(&a.id), 100).await?,
+        vec![entries[0].clone(), entries[1].clone()],
+        "filtered by party, newest first"
+    );
+    ensure_eq!(
+        s.audit_log(Some(&a.id), 1).await?,
+        vec![entries[0].clone()],
+        "filtered and limited"
+    );
+    s.redirect_party(&a.id, &b.id, t(60)).await?;
+    let about_b: Vec<Timestamp> = s
+        .audit_log(Some(&b.id), 100)
+        .await?
+        .iter()
+        .map(|x| x.at)
+        .collect();
+    ensure_eq!(
+        about_b,
+        vec![t(40), t(20), t(10)],
+        "entries about a party merged into this one belong to its log"
+    );
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! kith's hub store: what kith must hold, and nothing else.
+//!
+//! kith leaves customer data in its sources. The hub store keeps only:
+//! the identity index (identifying attributes of each source record, and the
+//! normalised identifiers derived from them), links and stable party ids
+//! (with merge redirects), relationships between parties, the byte-offset
+//! indexes of file sources, sync cursors, what customers and staff contributed,
+//! the suppression list, quarantined rows (location and reason, never content),
+//! and the audit log.
+//!
+//! [`HubStore`] is the one seam; [`SqliteStore`] is the embedded default. The
+//! trait speaks the model's types and plain values — no SQL dialect leaks
+//! through it — so a PostgreSQL implementation can pass the same
+//! [`conformance`] suite.
+
+pub mod conformance;
+mod error;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use kith_model::{
+    Anchor, Contribution, ContributionKind, CursorValue, FileStamp, IdentityRecord, Link, Party,
+    PartyId, Quarantined, RecordRef, Relationship, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
+
+/// One record for the identity index, with the normalised identifiers
+/// (`email:ann@example.com`, `phone:+447700900123`) the hub derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub record: IdentityRecord,
+    pub identifiers: Vec<String>,
+}
+
+/// A record as the index holds it, with its link if it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub record: IdentityRecord,
+    pub identifiers: Vec<String>,
+    pub party: Option<PartyId>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpsertCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Where a source's sync stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub cursor: Option<CursorValue>,
+    pub last_sync_at: Option<Timestamp>,
+    pub last_reconcile_at: Option<Timestamp>,
+}
+
+/// A contribution before the store gives it an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContribution {
+    pub party: PartyId,
+    pub anchor: Anchor,
+    pub kind: ContributionKind,
+    pub attribute: String,
+    pub value: serde_json::Value,
+    pub by: String,
+    pub created_at: Timestamp,
+}
+
+/// Something sync and ingest must never bring back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Suppression {
+    /// An erased source record.
+    Record(RecordRef),
+    /// The SHA-256 of an erased normalised identifier (see `kith_model::normalize::identifier_hash`).
+    IdentifierHash { hash: String },
+}
+
+/// One line of the audit log: who did what to whose data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    /// `staff:<name>`, `customer:<party>`, `cli`, `api-key:<id>`.
+    pub actor: String,
+    /// `view`, `export`, `erase`, `sync`, …
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<PartyId>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The hub's own storage. Every method is one transaction: a failure leaves
+/// what was stored before it untouched.
+#[async_trait]
+pub trait HubStore: Send + Sync {
+    /// A short name for messages (`sqlite:/path/hub.db`), never with secrets.
+    fn describe(&self) -> String;
+
+    /// The schema version the store is at after its migrations.
+    async fn schema_version(&self) -> Result<i64>;
+
+    // --- sync state -------------------------------------------------------
+
+    async fn sync_state(&self, source: &str) -> Result<SyncState>;
+    async fn save_sync_state(&self, source: &str, state: &SyncState) -> Result<()>;
+
+    // --- identity index ---------------------------------------------------
+
+    /// Inserts or updates records by `(source, key)`; re-sending an unchanged
+    /// record changes nothing but its `last_seen`. Records on the suppression
+    /// list are skipped and counted as neither.
+    ///
+    /// A record is updated when its kind, relation, attributes, cursor,
+    /// `updated_at` or set of identifiers differ from what is stored (the
+    /// identifiers are a set: order and repeats do not count); an update
+    /// replaces its identifiers and keeps its `first_seen`. A record is
+    /// suppressed when its ref is, or when any of its identifiers' hashes is.
+    /// A record sent more than once in one call is counted each time against
+    /// the state the previous copy left. `last_seen` becomes `seen_at` for
+    /// every record not skipped.
+    async fn upsert_records(
+        &self,
+        entries: &[IndexEntry],
+        seen_at: Timestamp,
+    ) -> Result<UpsertCounts>;
+    /// A record with its identifiers (sorted) and its link's party.
+    async fn record(&self, record: &RecordRef) -> Result<Option<StoredRecord>>;
+    /// Every record of the index, sorted by `(source, key)`.
+    async fn records(&self) -> Result<Vec<StoredRecord>>;
+    /// The keys a source has in the index, sorted.
+    async fn record_keys(&self, source: &str) -> Result<Vec<String>>;
+    /// Records (and their links) that are gone from their source. Returns how
+    /// many were removed; unknown refs are ignored. This is not erasure: a
+    /// removed record comes back if its source sends it again.
+    async fn remove_records(&self, records: &[RecordRef]) -> Result<u64>;
+    /// Records carrying a normalised identifier, sorted.
+    async fn records_with_identifier(&self, identifier: &str) -> Result<Vec<RecordRef>>;
+
+    // --- parties and links ------------------------------------------------
+
+    /// Creates parties, all or none. Creating the same party again is a no-op;
+    /// an id that exists with other details, or that was merged away, is
+    /// [`Error::Invalid`] and creates nothing.
+    async fn create_parties(&self, parties: &[Party]) -> Result<()>;
+    /// The party with this id, following merge redirects (chains too) to the surviving one.
+    async fn party(&self, id: &PartyId) -> Result<Option<Party>>;
+    /// Every party that has not been merged into another, sorted by id.
+    async fn parties(&self) -> Result<Vec<Party>>;
+    /// Records that `from` was merged into `to`: `party(from)` answers `to` from now on.
+    ///
+    /// `to` must be a known party; a redirect to itself or one that would close
+    /// a loop is [`Error::Invalid`]. Redirecting `from` again replaces its
+    /// redirect. Links are not moved: the caller re-links `from`'s records first.
+    async fn redirect_party(&self, from: &PartyId, to: &PartyId, at: Timestamp) -> Result<()>;
+    /// Removes a party that no longer has records (after a split moved them all away, say).
+    ///
+    /// [`Error::Invalid`] while records are still linked to it; an unknown id
+    /// is a no-op. Redirects from and to it stay, so merged-away ids keep
+    /// answering what they did (nothing, if this was their survivor).
+    async fn retire_party(&self, id: &PartyId) -> Result<()>;
+    /// Sets each record's link, replacing any previous one.
+    ///
+    /// A link to an unknown or merged-away party, or with a score that is not
+    /// a finite number, is [`Error::Invalid`] and nothing of the batch is written.
+    async fn set_links(&self, links: &[Link]) -> Result<()>;
+    async fn unlink(&self, record: &RecordRef) -> Result<()>;
+    async fn link(&self, record: &RecordRef) -> Result<Option<Link>>;
+    /// The links of a party (through redirects), sorted by record: those held
+    /// by the id it resolves to.
+    async fn links_of(&self, party: &PartyId) -> Result<Vec<Link>>;
+
+    /// Replaces all derived relationships with these.
+    async fn replace_relationships(&self, relationships: &[Relationship]) -> Result<()>;
+    /// Relationships in which the party (or the id it resolves to) is `from`
+    /// or `to`, in the order they were given.
+    async fn relationships_of(&self, party: &PartyId) -> Result<Vec<Relationship>>;
+
+    // --- file indexes -----------------------------------------------------
+
+    /// The stamp of the file an index was built from, if one was built.
+    async fn file_index_stamp(&self, source: &str, index: &str) -> Result<Option<FileStamp>>;
+    /// Byte offsets of the rows holding each key, by key, ascending. Keys
+    /// without rows are absent from the map.
+    async fn file_index_offsets(
+        &self,
+        source: &str,
+        index: &str,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<u64>>>;
+    /// Replaces an index wholesale with entries built from a file with `stamp`.
+    async fn replace_file_index(
+        &self,
+        source: &str,
+        index: &str,
+        stamp: FileStamp,
+        entries: &[(String, u64)],
+    ) -> Result<()>;
+
+    // --- contributions ----------------------------------------------------
+
+    async fn add_contribution(&self, contribution: &NewContribution) -> Result<i64>;
+    /// Contributions anchored to any of these anchors, oldest first (by
+    /// `created_at`, then id), each with its party resolved through redirects.
+    async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>>;
+
+    // --- suppression ------------------------------------------------------
+
+    /// Adds to the suppression list; suppressing again keeps the first reason
+    /// and time. Only future upserts are refused: erasing what is already
+    /// stored is the caller's job.
+    async fn suppress(&self, item: &Suppression, reason: &str, at: Timestamp) -> Result<()>;
+    async fn is_suppressed(&self, item: &Suppression) -> Result<bool>;
+    async fn suppressions(&self) -> Result<Vec<Suppression>>;
+
+    // --- quarantine -------------------------------------------------------
+
+    /// Records rows that could not be read (upsert by source and location).
+    async fn quarantine(&self, rows: &[Quarantined]) -> Result<()>;
+    /// Forgets a source's quarantined rows seen before `before` (they were fixed or are gone).
+    async fn clear_quarantine(&self, source: &str, before: Timestamp) -> Result<u64>;
+    /// Quarantined rows of one source or all, sorted by source and location.
+    async fn quarantined(&self, source: Option<&str>) -> Result<Vec<Quarantined>>;
+
+    // --- audit ------------------------------------------------------------
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Newest first; only entries about `party` when given, which includes
+    /// entries about ids since merged into it.
+    async fn audit_log(&self, party: Option<&PartyId>, limit: usize) -> Result<Vec<AuditEntry>>;
+}
