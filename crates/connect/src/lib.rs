@@ -20,7 +20,11 @@ pub mod rows;
 mod csv_file;
 mod file_index;
 mod files;
+pub mod http;
 mod jsonl_file;
+mod mysql;
+mod postgres;
+pub mod server_sql;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +56,12 @@ pub enum ConnectorConfig {
     },
     /// A folder of JSON-lines files (one object per line); `from` names a file in it.
     Jsonl { dir: PathBuf },
+    /// A PostgreSQL database; `from` names a table or view.
+    Postgres(server_sql::SqlServerConfig),
+    /// A MySQL or MariaDB database; `from` names a table or view.
+    Mysql(server_sql::SqlServerConfig),
+    /// An HTTP JSON API; `from` names a path.
+    Http(http::HttpConfig),
 }
 
 fn comma() -> char {
@@ -64,6 +74,9 @@ impl ConnectorConfig {
             ConnectorConfig::Sqlite { .. } => "sqlite",
             ConnectorConfig::Csv { .. } => "csv",
             ConnectorConfig::Jsonl { .. } => "jsonl",
+            ConnectorConfig::Postgres(_) => "postgres",
+            ConnectorConfig::Mysql(_) => "mysql",
+            ConnectorConfig::Http(_) => "http",
         }
     }
 
@@ -77,6 +90,12 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Sqlite { path } => fix(path),
             ConnectorConfig::Csv { dir, .. } | ConnectorConfig::Jsonl { dir } => fix(dir),
+            ConnectorConfig::Postgres(c) | ConnectorConfig::Mysql(c) => {
+                if let Some(ca) = &mut c.ca_file {
+                    fix(ca);
+                }
+            }
+            ConnectorConfig::Http(_) => {}
         }
     }
 
@@ -106,6 +125,9 @@ impl ConnectorConfig {
                 dir.clone(),
                 ctx.file_index.clone(),
             )),
+            ConnectorConfig::Postgres(c) => postgres::build(source, c)?,
+            ConnectorConfig::Mysql(c) => mysql::build(source, c)?,
+            ConnectorConfig::Http(c) => http::build(source, c)?,
         })
     }
 }
@@ -170,6 +192,9 @@ pub struct LookupResult {
     pub facts: Vec<Fact>,
     /// Rows skipped, with where and why; the view shows them as warnings.
     pub problems: Vec<String>,
+    /// Set when the facts were served from a cache (a source that can only
+    /// list, or one that is down) rather than read now: how old they are.
+    pub stale_for: Option<std::time::Duration>,
 }
 
 /// A source of customer information.

@@ -26,6 +26,8 @@ use crate::{Hub, Result, Survivorship};
 #[serde(rename_all = "snake_case")]
 pub enum SourceStatus {
     Ok,
+    /// Served from the connector's cache, not read now (`reason` says how old).
+    Stale,
     TimedOut,
     Unreachable,
     Error,
@@ -39,6 +41,7 @@ impl SourceStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceStatus::Ok => "ok",
+            SourceStatus::Stale => "stale",
             SourceStatus::TimedOut => "timed_out",
             SourceStatus::Unreachable => "unreachable",
             SourceStatus::Error => "error",
@@ -370,6 +373,13 @@ impl Hub {
             }
             Ok(Ok(found)) => {
                 view.problems = found.problems;
+                if let Some(age) = found.stale_for {
+                    view.status = SourceStatus::Stale;
+                    view.reason = Some(format!(
+                        "served from cache, {} old",
+                        kith_connect::duration::format(Duration::from_secs(age.as_secs()))
+                    ));
+                }
                 found.facts
             }
         };

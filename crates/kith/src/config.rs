@@ -166,6 +166,15 @@ impl Config {
             if let Some(msg) = missing_location(s) {
                 problem(at("connection"), msg);
             }
+            use kith_connect::ConnectorConfig as C;
+            let server_problems = match &s.connection {
+                C::Postgres(c) => c.problems(&["postgres", "postgresql"]),
+                C::Mysql(c) => c.problems(&["mysql", "mariadb"]),
+                _ => Vec::new(),
+            };
+            for (field, msg) in server_problems {
+                problem(at(&field), msg);
+            }
         }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -199,6 +208,12 @@ fn missing_location(s: &SourceConfig) -> Option<String> {
         C::Csv { dir, .. } | C::Jsonl { dir } => {
             (!dir.is_dir()).then(|| format!("folder {} does not exist", dir.display()))
         }
+        C::Postgres(c) | C::Mysql(c) => c
+            .ca_file
+            .as_ref()
+            .filter(|f| !f.is_file())
+            .map(|f| format!("ca_file {} does not exist", f.display())),
+        C::Http(_) => None,
     }
 }
 
