@@ -38,6 +38,12 @@ pub enum Error {
         source_name: String,
         message: String,
     },
+    /// An HTTP API answered with an error, not in time, or with a body that cannot be read.
+    #[error("source {source_name}: {message}")]
+    Http {
+        source_name: String,
+        message: String,
+    },
     /// The hub store failed while a file index was read or written.
     #[error("source {source_name}: file index: {message}")]
     Index {

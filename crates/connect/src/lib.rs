@@ -25,6 +25,7 @@ mod jsonl_file;
 mod mysql;
 mod postgres;
 pub mod server_sql;
+pub(crate) mod sql_common;
 mod sqlite;
 
 use std::path::{Path, PathBuf};

@@ -1,16 +1,524 @@
-//! PostgreSQL sources.
+//! PostgreSQL sources. The server turns each row into JSON (`row_to_json`),
+//! so every column type it has — numeric, uuid, arrays, json, timestamps —
+//! arrives readable without a decoder per type; numeric columns also come as
+//! text so no digit is lost. Lookups send join values as one bound array per
+//! batch, cast to the join column's type as the server's catalog names it,
+//! so the column's index answers them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::server_sql::SqlServerConfig;
-use crate::{Connector, Error, Result, SourceConfig};
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::StreamExt;
+use kith_model::CursorValue;
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{
+    PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions, PgRow, PgSslMode,
+    Postgres,
+};
+use sqlx::{Connection as _, Row as _};
 
-pub(crate) fn build(
-    source: &SourceConfig,
-    _config: &SqlServerConfig,
-) -> Result<Arc<dyn Connector>> {
-    Err(Error::Config {
+use crate::rows::{self, Row};
+use crate::server_sql::{SqlServerConfig, TlsMode};
+use crate::sql_common::{
+    self, BATCH, ColumnClass, Wanted, check_url, client_timeout, connect_error, connect_timed_out,
+    cursor_bound, decimal_json, key_fits, time_bound, use_error, within,
+};
+use crate::{
+    Capabilities, Connector, Error, LookupCapability, LookupRequest, LookupResult, Result,
+    ScanItem, ScanStream, SourceConfig,
+};
+
+/// How PostgreSQL is given a UTC time to compare with.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+pub(crate) fn build(source: &SourceConfig, config: &SqlServerConfig) -> Result<Arc<dyn Connector>> {
+    check_url(source, config, &["postgres", "postgresql"])?;
+    let password = sql_common::password(source, config)?;
+    let mut options = PgConnectOptions::from_str(&config.url).map_err(|e| Error::Config {
         source_name: source.name.clone(),
-        message: "the postgres connector is being written".into(),
-    })
+        message: format!("connection.url {}: {e}", config.redacted_url()),
+    })?;
+    if let Some(p) = &password {
+        options = options.password(p);
+    }
+    options = options.ssl_mode(match config.tls {
+        TlsMode::Disable => PgSslMode::Disable,
+        TlsMode::Prefer => PgSslMode::Prefer,
+        TlsMode::Require => PgSslMode::Require,
+        TlsMode::VerifyCa => PgSslMode::VerifyCa,
+        TlsMode::VerifyFull => PgSslMode::VerifyFull,
+    });
+    if let Some(ca) = &config.ca_file {
+        options = options.ssl_root_cert(ca);
+    }
+    options = options
+        .application_name("kith")
+        .options([("statement_timeout", config.query_timeout.as_millis().max(1))]);
+    Ok(Arc::new(PostgresConnector {
+        source: source.clone(),
+        config: config.clone(),
+        options,
+        pool: OnceLock::new(),
+        relations: Mutex::new(HashMap::new()),
+    }))
+}
+
+pub(crate) struct PostgresConnector {
+    source: SourceConfig,
+    config: SqlServerConfig,
+    options: PgConnectOptions,
+    /// Made on first use: building a pool needs the runtime, and a source
+    /// that is down must not stop kith from starting.
+    pool: OnceLock<PgPool>,
+    /// Column types by relation, read once from the catalog.
+    relations: Mutex<HashMap<String, Arc<Relation>>>,
+}
+
+/// The columns of a table or view, as the catalog describes them.
+#[derive(Debug)]
+struct Relation {
+    columns: Vec<PgColumn>,
+}
+
+#[derive(Debug)]
+struct PgColumn {
+    name: String,
+    /// The type as `format_type` writes it, usable in a cast.
+    sql_type: String,
+    class: ColumnClass,
+}
+
+impl Relation {
+    fn column(&self, name: &str) -> Option<&PgColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Columns whose values JSON numbers could round.
+    fn numerics(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.class == ColumnClass::Number && c.sql_type == "numeric")
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+fn class_of(base_type: &str) -> ColumnClass {
+    match base_type {
+        "int2" | "int4" | "int8" => ColumnClass::Integer,
+        "numeric" | "float4" | "float8" => ColumnClass::Number,
+        "timestamptz" | "timestamp" | "date" => ColumnClass::Time,
+        "text" | "varchar" | "bpchar" | "name" | "citext" => ColumnClass::Text,
+        "uuid" => ColumnClass::Uuid,
+        _ => ColumnClass::Other,
+    }
+}
+
+/// Quotes a configured name as an identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes `schema.table` part by part.
+fn relation_ident(name: &str) -> String {
+    sql_common::name_parts(name)
+        .into_iter()
+        .map(ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The select list: the row as JSON, then each numeric column as text.
+fn select_list(numerics: &[String]) -> String {
+    let mut s = "row_to_json(t.*)::text AS kith_row".to_string();
+    for (i, c) in numerics.iter().enumerate() {
+        s.push_str(&format!(", t.{}::text AS kith_num{i}", ident(c)));
+    }
+    s
+}
+
+/// A server error as PostgreSQL's own clients show it: message, detail and
+/// hint. sqlx's own text ends with the line of PostgreSQL's C source that
+/// raised it ("at line 433"), which reads as if it pointed into the user's
+/// configuration.
+#[derive(Debug)]
+struct ServerError {
+    text: String,
+    message: String,
+    code: String,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl DatabaseError for ServerError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(std::borrow::Cow::Borrowed(&self.code))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Other
+    }
+}
+
+fn tidy(error: sqlx::Error) -> sqlx::Error {
+    let sqlx::Error::Database(db) = &error else {
+        return error;
+    };
+    let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() else {
+        return error;
+    };
+    let mut text = pg.message().to_string();
+    if let Some(detail) = pg.detail() {
+        text.push_str(&format!(" ({detail})"));
+    }
+    if let Some(hint) = pg.hint() {
+        text.push_str(&format!(" (hint: {hint})"));
+    }
+    sqlx::Error::Database(Box::new(ServerError {
+        text,
+        message: pg.message().to_string(),
+        code: pg.code().to_string(),
+    }))
+}
+
+fn decode(row: &PgRow, numerics: &[String]) -> std::result::Result<Row, String> {
+    let text: String = row
+        .try_get(0)
+        .map_err(|e| format!("row could not be read: {e}"))?;
+    let mut out: Row =
+        serde_json::from_str(&text).map_err(|e| format!("row could not be read: {e}"))?;
+    for (i, c) in numerics.iter().enumerate() {
+        if let Ok(Some(s)) = row.try_get::<Option<String>, _>(i + 1) {
+            out.insert(c.clone(), decimal_json(&s));
+        }
+    }
+    Ok(out)
+}
+
+impl PostgresConnector {
+    fn pool(&self) -> &PgPool {
+        self.pool.get_or_init(|| {
+            PgPoolOptions::new()
+                .max_connections(self.config.max_connections)
+                .acquire_timeout(self.config.connect_timeout)
+                .connect_lazy_with(self.options.clone())
+        })
+    }
+
+    /// A connection from the pool. With none open, one direct attempt comes
+    /// first: the pool retries a refused connection until its timeout and
+    /// then reports only that it timed out, while the attempt says why.
+    async fn acquire(&self, context: &str) -> Result<PoolConnection<Postgres>> {
+        let pool = self.pool();
+        if pool.size() == 0 {
+            match tokio::time::timeout(
+                self.config.connect_timeout,
+                PgConnection::connect_with(&self.options),
+            )
+            .await
+            {
+                Err(_) => return Err(connect_timed_out(&self.source, &self.config)),
+                Ok(Err(e)) => return Err(connect_error(&self.source, &self.config, tidy(e))),
+                Ok(Ok(c)) => {
+                    let _ = c.close().await;
+                }
+            }
+        }
+        pool.acquire()
+            .await
+            .map_err(|e| use_error(&self.source, &self.config, context, tidy(e)))
+    }
+
+    async fn relation(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+        context: &str,
+    ) -> Result<Arc<Relation>> {
+        if let Some(r) = self.relations.lock().expect("not poisoned").get(name) {
+            return Ok(r.clone());
+        }
+        let found: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, format_type(a.atttypid, NULL), \
+                    COALESCE(b.typname, t.typname)::text \
+             FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype \
+             WHERE a.attrelid = CAST($1 AS regclass) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+        )
+        .bind(relation_ident(name))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| use_error(&self.source, &self.config, context, tidy(e)))?;
+        let rel = Arc::new(Relation {
+            columns: found
+                .into_iter()
+                .map(|(name, sql_type, base)| PgColumn {
+                    name,
+                    sql_type,
+                    class: class_of(&base),
+                })
+                .collect(),
+        });
+        self.relations
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string(), rel.clone());
+        Ok(rel)
+    }
+}
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    fn source(&self) -> &SourceConfig {
+        &self.source
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lookup: LookupCapability::Indexed,
+            incremental_scan: true,
+        }
+    }
+
+    async fn scan(&self, since: Option<CursorValue>) -> Result<ScanStream> {
+        let id = &self.source.identity;
+        let context = format!("scan of {}", id.from);
+        let mut conn = self.acquire(&context).await?;
+        // A scan runs as long as the table is large and its reader slow, so the
+        // per-query timeout (meant for lookups) is lifted for it; the connection
+        // is closed afterwards rather than returned with the change.
+        conn.close_on_drop();
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| use_error(&self.source, &self.config, &context, tidy(e)))?;
+        let rel = self.relation(&mut conn, &id.from, &context).await?;
+        let numerics = rel.numerics();
+        let mut sql = format!(
+            "SELECT {} FROM {} AS t",
+            select_list(&numerics),
+            relation_ident(&id.from)
+        );
+        let mut bound = None;
+        if let Some(c) = &id.cursor {
+            if let (Some(s), Some(col)) = (&since, rel.column(&c.column))
+                && let Some(b) = cursor_bound(c.kind, s, col.class, TIME_FORMAT)
+            {
+                sql.push_str(&format!(
+                    " WHERE t.{} >= CAST($1 AS {})",
+                    ident(&c.column),
+                    col.sql_type
+                ));
+                bound = Some(b);
+            }
+            sql.push_str(&format!(" ORDER BY t.{}", ident(&c.column)));
+        }
+        let source = self.source.clone();
+        let config = self.config.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<ScanItem>>(1024);
+        tokio::spawn(async move {
+            let mut conn = conn;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            if let Some(b) = bound {
+                q = q.bind(b);
+            }
+            let mut found = q.fetch(&mut *conn);
+            let now = Utc::now();
+            while let Some(next) = found.next().await {
+                let item = match next {
+                    Err(e) => Err(use_error(&source, &config, &context, tidy(e))),
+                    Ok(r) => match decode(&r, &numerics) {
+                        Ok(row) => {
+                            match sql_common::scan_item(&source, since.as_ref(), &row, now) {
+                                Some(item) => Ok(item),
+                                None => continue,
+                            }
+                        }
+                        Err(reason) => Ok(sql_common::quarantined(&source, None, reason, now)),
+                    },
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(sql_common::channel_stream(rx))
+    }
+
+    async fn lookup(&self, request: &LookupRequest) -> Result<LookupResult> {
+        let fetched_at = Utc::now();
+        let mut result = LookupResult::default();
+        let mut conn: Option<PoolConnection<Postgres>> = None;
+        for (set_name, set) in &self.source.facts {
+            if !request.fact_sets.is_empty() && !request.fact_sets.contains(set_name) {
+                continue;
+            }
+            let wanted = Wanted::new(set, &request.records);
+            if wanted.values().is_empty() {
+                continue;
+            }
+            let context = format!("lookup of fact set {set_name}");
+            let conn = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(self.acquire(&context).await?),
+            };
+            let rel = self.relation(conn, &set.from, &context).await?;
+            let join = rel.column(&set.join).ok_or_else(|| Error::Mapping {
+                source_name: self.source.name.clone(),
+                message: format!(
+                    "fact set {set_name}: {} has no column {:?}",
+                    set.from, set.join
+                ),
+            })?;
+            let values: Vec<String> = wanted
+                .values()
+                .iter()
+                .filter(|v| key_fits(join.class, v))
+                .cloned()
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let numerics = rel.numerics();
+            let mut filter = format!(
+                "t.{} = ANY(CAST($1 AS {}[]))",
+                ident(&set.join),
+                join.sql_type
+            );
+            let mut next_param = 2;
+            let mut since_bound = None;
+            let mut order = None;
+            if let Some(date) = &set.date {
+                let col = rel.column(date);
+                if let (Some(since), Some(col)) = (request.since, col)
+                    && let Some(b) = time_bound(since, col.class, TIME_FORMAT)
+                {
+                    filter.push_str(&format!(
+                        " AND (t.{0} IS NULL OR t.{0} >= CAST(${next_param} AS {1}))",
+                        ident(date),
+                        col.sql_type
+                    ));
+                    next_param += 1;
+                    since_bound = Some(b);
+                }
+                order = Some(format!("t.{} DESC NULLS LAST", ident(date)));
+            }
+            let from = relation_ident(&set.from);
+            let select = select_list(&numerics);
+            let sql = match request.limit {
+                // The newest `limit` rows per join value are a superset of the
+                // newest `limit` per record, which `apply_since_limit` then keeps.
+                Some(_) => format!(
+                    "SELECT x.* FROM (SELECT {select}, row_number() OVER (PARTITION BY t.{} {}) AS kith_rank \
+                     FROM {from} AS t WHERE {filter}) AS x WHERE x.kith_rank <= ${next_param}",
+                    ident(&set.join),
+                    order
+                        .as_ref()
+                        .map(|o| format!("ORDER BY {o}"))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "SELECT {select} FROM {from} AS t WHERE {filter}{}",
+                    order
+                        .as_ref()
+                        .map(|o| format!(" ORDER BY {o}"))
+                        .unwrap_or_default()
+                ),
+            };
+            for chunk in values.chunks(BATCH) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(chunk.to_vec());
+                if let Some(b) = &since_bound {
+                    q = q.bind(b.clone());
+                }
+                if let Some(limit) = request.limit {
+                    q = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+                }
+                let found = match within(self.config.query_timeout, q.fetch_all(&mut **conn)).await
+                {
+                    Ok(found) => found,
+                    Err(Some(e)) => {
+                        return Err(use_error(&self.source, &self.config, &context, tidy(e)));
+                    }
+                    Err(None) => {
+                        // The query may still be running on this connection.
+                        conn.close_on_drop();
+                        return Err(client_timeout(&self.source, &self.config, &context));
+                    }
+                };
+                for r in &found {
+                    let row = match decode(r, &numerics) {
+                        Ok(row) => row,
+                        Err(reason) => {
+                            result
+                                .problems
+                                .push(format!("fact set {set_name}: {reason}"));
+                            continue;
+                        }
+                    };
+                    let Some(v) = rows::text(row.get(&set.join)) else {
+                        continue;
+                    };
+                    for key in wanted.keys_for(&v) {
+                        result.facts.extend(rows::facts(
+                            &self.source,
+                            set_name,
+                            set,
+                            &row,
+                            key,
+                            fetched_at,
+                        ));
+                    }
+                }
+            }
+        }
+        rows::apply_since_limit(&mut result.facts, request.since, request.limit);
+        Ok(result)
+    }
+
+    async fn check(&self) -> Result<()> {
+        let context = "health check";
+        let mut conn = self.acquire(context).await?;
+        match within(
+            self.config.query_timeout,
+            sqlx::query("SELECT 1").execute(&mut *conn),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(Some(e)) => Err(use_error(&self.source, &self.config, context, tidy(e))),
+            Err(None) => {
+                conn.close_on_drop();
+                Err(client_timeout(&self.source, &self.config, context))
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub struct SqlServerConfig {
     #[serde(default)]
     pub tls: TlsMode,
     /// CA certificate (PEM) for `verify_ca` / `verify_full`, relative to the configuration file.
+    /// Without one, certificates are checked against the public web PKI roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Most connections kith opens to this source.
@@ -82,23 +83,21 @@ impl SqlServerConfig {
                 format!("must start with {}://", scheme.join(":// or ")),
             ));
         }
-        if let (Some(s), Some(at)) = (self.url.find("://"), self.url.rfind('@')) {
-            if at > s && self.url[s + 3..at].contains(':') {
-                out.push((
-                    "connection.url".to_string(),
-                    "must not contain a password: name an environment variable in password_env"
-                        .to_string(),
-                ));
-            }
+        if let (Some(s), Some(at)) = (self.url.find("://"), self.url.rfind('@'))
+            && at > s
+            && self.url[s + 3..at].contains(':')
+        {
+            out.push((
+                "connection.url".to_string(),
+                "must not contain a password: name an environment variable in password_env"
+                    .to_string(),
+            ));
         }
         if self.max_connections == 0 {
             out.push((
                 "connection.max_connections".to_string(),
                 "must be at least 1".to_string(),
             ));
-        }
-        if matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull) && self.ca_file.is_none() {
-            // The system roots are used then; nothing to report.
         }
         out
     }

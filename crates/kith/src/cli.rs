@@ -53,6 +53,19 @@ pub enum Command {
         /// Seed of the generator (the same seed writes the same files).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Where the demo's loyalty platform API listens (port 0 picks a free one).
+        #[arg(long, default_value = crate::demo::generate::DEFAULT_LOYALTY_LISTEN)]
+        loyalty_listen: std::net::SocketAddr,
+        /// Keep the loyalty API running after the demo (until Ctrl-C), so later views reach it.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Serve the demo's loyalty platform API for a demo folder (until Ctrl-C).
+    DemoApi {
+        #[arg(long, default_value = "kith-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = crate::demo::generate::DEFAULT_LOYALTY_LISTEN)]
+        listen: std::net::SocketAddr,
     },
     /// Read every source's people into the identity index and link them into parties.
     Sync {
@@ -91,7 +104,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             generate_only,
             people,
             seed,
-        } => demo(dir, generate_only, people, seed).await,
+            loyalty_listen,
+            serve,
+        } => demo(dir, generate_only, people, seed, loyalty_listen, serve).await,
+        Command::DemoApi { dir, listen } => {
+            let api = crate::demo::loyalty_api::start(&dir, listen).await?;
+            println!(
+                "demo loyalty API serving {} at {} (Ctrl-C stops it)",
+                dir.display(),
+                api.base_url()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
         Command::Sync { full, json } => {
             let app = App::open(&cli.config).await?;
             sync(&app, full, json).await
@@ -203,9 +228,30 @@ async fn check(config: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn demo(dir: PathBuf, generate_only: bool, people: usize, seed: u64) -> Result<()> {
+async fn demo(
+    dir: PathBuf,
+    generate_only: bool,
+    people: usize,
+    seed: u64,
+    loyalty_listen: std::net::SocketAddr,
+    serve: bool,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let generated = generate(&dir, &GenerateOptions { people, seed })
+    // Bind first, so the generated configuration names the port really in use.
+    let listener = tokio::net::TcpListener::bind(loyalty_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "the demo's loyalty API cannot listen on {loyalty_listen} (choose another with --loyalty-listen, or port 0)"
+            )
+        })?;
+    let loyalty_addr = listener.local_addr()?;
+    let options = GenerateOptions {
+        people,
+        seed,
+        loyalty_url: format!("http://{loyalty_addr}/v1"),
+    };
+    let generated = generate(&dir, &options)
         .await
         .with_context(|| format!("generating the demo business in {}", dir.display()))?;
     let config = generated.config_path.clone();
@@ -219,9 +265,16 @@ async fn demo(dir: PathBuf, generate_only: bool, people: usize, seed: u64) -> Re
         println!("  {what:<32} {n:>7} rows");
     }
     if generate_only {
-        println!("\nNext: kith --config {} sync", config.display());
+        drop(listener);
+        println!(
+            "\nThe loyalty source is an HTTP API: serve it with `kith demo-api --dir {} --listen {loyalty_addr}`,",
+            dir.display()
+        );
+        println!("then: kith --config {} sync", config.display());
         return Ok(());
     }
+    let api = crate::demo::loyalty_api::serve(&dir, listener)?;
+    println!("  loyalty platform API              {}", api.base_url());
     let app = App::open(&config).await?;
     println!();
     sync(&app, false, false).await?;
@@ -237,5 +290,18 @@ async fn demo(dir: PathBuf, generate_only: bool, people: usize, seed: u64) -> Re
     println!("  kith --config {c} sync                 # pick up changes in the sources");
     println!("  kith --config {c} quarantine           # rows that could not be read, and why");
     println!("  kith --config {c} check                # is every source reachable?");
+    if serve {
+        println!(
+            "\nThe loyalty API stays up at {} until Ctrl-C.",
+            api.base_url()
+        );
+        tokio::signal::ctrl_c().await?;
+    } else {
+        println!(
+            "\nThe loyalty API ran for this demo only; later views show loyalty as unreachable \
+             (that is how kith shows a source that is down). Keep it up with `kith demo-api --dir {} --listen {loyalty_addr}`.",
+            dir.display()
+        );
+    }
     Ok(())
 }

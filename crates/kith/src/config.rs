@@ -367,6 +367,37 @@ kind = "transaction"
     }
 
     #[test]
+    fn the_shipped_examples_are_valid() {
+        let p = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/billing-postgres-support-mariadb.toml"
+        ));
+        let c = Config::load(p).unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<&str> = c.sources.iter().map(|s| s.connection.kind()).collect();
+        assert_eq!(kinds, vec!["postgres", "mysql", "http"]);
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let text = GOOD.replace(
+            "connection = { kind = \"sqlite\", path = \"billing.db\" }",
+            "connection = { kind = \"postgres\", url = \"postgres://kith:hunter2@db/billing\" }",
+        );
+        let e = Config::load(&write(d.path(), &text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources[1].connection.url") && e.contains("password_env"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("hunter2"),
+            "the password is never repeated: {e}"
+        );
+    }
+
+    #[test]
     fn missing_file_and_folder_are_named() {
         let d = tempfile::tempdir().unwrap();
         let e = Config::load(&d.path().join("nope.toml"))

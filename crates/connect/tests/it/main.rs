@@ -1,7 +1,11 @@
 //! Connector tests on real files and a real SQLite database.
 
 mod csv_source;
+mod http_source;
 mod jsonl_source;
+mod mysql_source;
+mod postgres_source;
+mod services;
 mod sqlite_source;
 
 use std::sync::Arc;

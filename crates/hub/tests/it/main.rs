@@ -1,6 +1,8 @@
 //! The hub end to end on real files, a real SQLite source and a real hub store:
 //! sync, linking with stable ids, the 360 view, and sources that fail.
 
+mod faults;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

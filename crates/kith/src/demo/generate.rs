@@ -70,13 +70,19 @@ pub struct GenerateOptions {
     /// Persons in the population (organisations come on top, ~5%).
     pub people: usize,
     pub seed: u64,
+    /// Base URL of the loyalty platform's API (the demo serves it; see `loyalty_api`).
+    pub loyalty_url: String,
 }
+
+/// Where `kith demo` serves the loyalty API unless told otherwise.
+pub const DEFAULT_LOYALTY_LISTEN: &str = "127.0.0.1:8791";
 
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             people: 3000,
             seed: 7,
+            loyalty_url: format!("http://{DEFAULT_LOYALTY_LISTEN}/v1"),
         }
     }
 }
@@ -1441,8 +1447,11 @@ pub async fn generate(dir: &Path, opts: &GenerateOptions) -> Result<Generated> {
     write_loyalty(&dir.join("loyalty"), &rows.loyalty, &mut counts)?;
 
     let config_path = dir.join("kith.toml");
-    std::fs::write(&config_path, KITH_TOML)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    std::fs::write(
+        &config_path,
+        KITH_TOML.replace("{loyalty_url}", &opts.loyalty_url),
+    )
+    .with_context(|| format!("cannot write {}", config_path.display()))?;
     Ok(Generated {
         config_path,
         showcase_email: SHOWCASE_EMAIL.to_string(),

@@ -1,3 +1,4 @@
 pub mod generate;
+pub mod loyalty_api;
 mod names;
 mod write;

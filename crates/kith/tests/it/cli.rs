@@ -20,8 +20,17 @@ fn text(o: &Output) -> String {
 }
 
 /// Runs `kith demo` into `dir` and returns the showcase customer's e-mail.
+/// The demo's loyalty API stops with the demo; see [`loyalty_api`].
 fn demo(dir: &Path) -> String {
-    let out = kith(&["demo", "--dir", dir.to_str().unwrap(), "--people", "400"]);
+    let out = kith(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--people",
+        "400",
+        "--loyalty-listen",
+        "127.0.0.1:0",
+    ]);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     let line = all
@@ -38,6 +47,27 @@ fn demo(dir: &Path) -> String {
     email
 }
 
+/// Starts the demo's loyalty API again, where the generated configuration expects it.
+async fn loyalty_api(dir: &Path) -> kith::demo::loyalty_api::LoyaltyApi {
+    let config: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("kith.toml")).unwrap()).unwrap();
+    let url = config["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("loyalty"))
+        .and_then(|s| s["connection"]["base_url"].as_str())
+        .expect("the loyalty source names its API");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    kith::demo::loyalty_api::start(dir, addr).await.unwrap()
+}
+
 fn view_json(config: &Path, query: &str) -> Value {
     let out = kith(&[
         "--config",
@@ -50,11 +80,12 @@ fn view_json(config: &Path, query: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("view --json prints one JSON object")
 }
 
-#[test]
-fn the_demo_resolves_a_business_and_the_view_has_provenance_conflicts_and_statuses() {
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_resolves_a_business_and_the_view_has_provenance_conflicts_and_statuses() {
     let d = tempfile::tempdir().unwrap();
     let email = demo(d.path());
     let config = d.path().join("kith.toml");
+    let _api = loyalty_api(d.path()).await;
     let v = view_json(&config, &email);
 
     let party = v["party"].as_str().unwrap();
@@ -121,33 +152,40 @@ fn the_demo_resolves_a_business_and_the_view_has_provenance_conflicts_and_status
 }
 
 #[test]
-fn a_source_that_is_down_shows_as_unreachable_and_the_rest_answers() {
+fn sources_that_are_down_show_as_unreachable_and_the_rest_answers() {
     let d = tempfile::tempdir().unwrap();
     let email = demo(d.path());
     let config = d.path().join("kith.toml");
-    std::fs::remove_file(d.path().join("loyalty/entitlements.csv")).unwrap();
+    // The loyalty API stopped with the demo, and the shop's orders file goes missing.
+    std::fs::remove_file(d.path().join("shop/orders.csv")).unwrap();
     let v = view_json(&config, &email);
-    let loyalty = v["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "loyalty")
-        .unwrap();
+    let source = |name: &str| {
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let loyalty = source("loyalty");
     assert_eq!(loyalty["status"], "unreachable", "{loyalty}");
     assert!(
         loyalty["reason"]
             .as_str()
             .unwrap()
-            .contains("entitlements.csv"),
+            .contains("cannot connect"),
         "{loyalty}"
     );
-    let billing = v["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "billing")
-        .unwrap();
-    assert_eq!(billing["status"], "ok");
+    let shop = source("shop");
+    assert_eq!(shop["status"], "unreachable", "{shop}");
+    assert!(
+        shop["reason"].as_str().unwrap().contains("orders.csv"),
+        "{shop}"
+    );
+    assert_eq!(source("billing")["status"], "ok");
+    assert_eq!(source("support")["status"], "ok");
+    assert_eq!(source("marketing")["status"], "ok");
 
     // The terminal report says so too.
     let out = kith(&["--config", config.to_str().unwrap(), "view", &email]);
@@ -155,11 +193,12 @@ fn a_source_that_is_down_shows_as_unreachable_and_the_rest_answers() {
     assert!(report.contains("unreachable"), "{report}");
 }
 
-#[test]
-fn sync_quarantines_broken_rows_and_says_where() {
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_quarantines_broken_rows_and_says_where() {
     let d = tempfile::tempdir().unwrap();
     demo(d.path());
     let config = d.path().join("kith.toml");
+    let _api = loyalty_api(d.path()).await;
     let out = kith(&[
         "--config",
         config.to_str().unwrap(),
@@ -228,6 +267,8 @@ fn generate_only_writes_sources_and_a_config_that_checks() {
         "--people",
         "200",
         "--generate-only",
+        "--loyalty-listen",
+        "127.0.0.1:0",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(d.path().join("kith.toml").exists());
@@ -235,11 +276,14 @@ fn generate_only_writes_sources_and_a_config_that_checks() {
         !d.path().join("hub.db").exists(),
         "generate-only does not sync"
     );
-    let out = kith(&[
-        "--config",
-        d.path().join("kith.toml").to_str().unwrap(),
-        "check",
-    ]);
+    let config = d.path().join("kith.toml");
+    // Without its API the loyalty source is unreachable, and check says so.
+    let out = kith(&["--config", config.to_str().unwrap(), "check"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("!!  loyalty"), "{}", text(&out));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _api = rt.block_on(loyalty_api(d.path()));
+    let out = kith(&["--config", config.to_str().unwrap(), "check"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("billing"));
+    assert!(text(&out).contains("ok  loyalty"), "{}", text(&out));
 }

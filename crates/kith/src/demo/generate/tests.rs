@@ -10,9 +10,16 @@ use super::*;
 
 async fn generated(people: usize, seed: u64) -> (tempfile::TempDir, Generated) {
     let dir = tempfile::tempdir().unwrap();
-    let g = generate(dir.path(), &GenerateOptions { people, seed })
-        .await
-        .unwrap();
+    let g = generate(
+        dir.path(),
+        &GenerateOptions {
+            people,
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     (dir, g)
 }
 
@@ -89,6 +96,16 @@ async fn columns_of(dir: &Path, conn: &ConnectorConfig, from: &str) -> BTreeSet<
             flatten("", &read_jsonl(&dir.join(d).join(from))[0], &mut out);
             out
         }
+        // The loyalty platform's API serves the loyalty CSV files' rows.
+        ConnectorConfig::Http(_) => {
+            let file = if from.ends_with("/entitlements") {
+                "loyalty/entitlements.csv"
+            } else {
+                "loyalty/members.csv"
+            };
+            read_csv(&dir.join(file)).0.into_iter().collect()
+        }
+        other => panic!("the demo has no {} source", other.kind()),
     }
 }
 
@@ -223,6 +240,7 @@ async fn the_same_seed_writes_the_same_data() {
         &GenerateOptions {
             people: 200,
             seed: 11,
+            ..Default::default()
         },
     )
     .await

@@ -1,0 +1,176 @@
+//! Sources that fail during a view — an API answering 500 or garbage or
+//! nothing, database servers that are down — each show as that source's
+//! status with a reason, while the other sources answer in time.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use kith_connect::SourceConfig;
+use kith_hub::{Hub, HubSettings, SourceStatus, SyncOptions};
+
+use crate::world;
+
+/// An API whose `/people` listing works and whose fact endpoints misbehave.
+async fn bad_api() -> std::net::SocketAddr {
+    let app = Router::new()
+        .route(
+            "/people",
+            get(|| async {
+                axum::Json(serde_json::json!([{"id": "h1", "email": "ann.lee@example.com"}]))
+            }),
+        )
+        .route(
+            "/500/{key}",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
+        .route("/garbage/{key}", get(|| async { "{ this is not json" }))
+        .route(
+            "/hang/{key}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "[]"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn http_source(name: &str, addr: std::net::SocketAddr, path: &str) -> SourceConfig {
+    toml::from_str(&format!(
+        r#"
+        name = "{name}"
+        connection = {{ kind = "http", base_url = "http://{addr}", timeout = "5s", retries = 1, backoff = "10ms" }}
+        [identity]
+        from = "/people"
+        key = "id"
+        attributes = {{ email = "email" }}
+        [facts.things]
+        from = "/{path}/{{key}}"
+        join = "id"
+        kind = "interaction"
+        "#
+    ))
+    .unwrap()
+}
+
+fn server_source(name: &str, kind: &str, url: &str) -> SourceConfig {
+    toml::from_str(&format!(
+        r#"
+        name = "{name}"
+        connection = {{ kind = "{kind}", url = "{url}", connect_timeout = "1s" }}
+        [identity]
+        from = "customers"
+        key = "id"
+        attributes = {{ email = "email" }}
+        [facts.orders]
+        from = "orders"
+        join = "customer_id"
+        kind = "transaction"
+        "#
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn failing_apis_and_servers_are_statuses_while_the_rest_answer() {
+    let w = world().await;
+    let addr = bad_api().await;
+    let mut sources = w.sources.clone();
+    sources.push(http_source("api500", addr, "500"));
+    sources.push(http_source("apijunk", addr, "garbage"));
+    sources.push(http_source("apihang", addr, "hang"));
+    // Closed ports: nothing listens on 127.0.0.1:1 or :2.
+    sources.push(server_source(
+        "pgdown",
+        "postgres",
+        "postgres://kith@127.0.0.1:1/billing",
+    ));
+    sources.push(server_source(
+        "mydown",
+        "mysql",
+        "mysql://kith@127.0.0.1:2/support",
+    ));
+    let settings = HubSettings {
+        view_timeout: Duration::from_millis(800),
+        ..Default::default()
+    };
+    let hub = Hub::new(settings, &sources, w.store.clone()).unwrap();
+    let report = hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let failed: Vec<&str> = report.failed_sources().map(|s| s.source.as_str()).collect();
+    assert_eq!(
+        failed,
+        vec!["pgdown", "mydown"],
+        "the servers that are down fail their sync"
+    );
+
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let started = Instant::now();
+    let v = hub.view(&ann).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the view waited {elapsed:?}"
+    );
+    let status = |name: &str| {
+        let s = v.sources.iter().find(|s| s.name == name).unwrap();
+        (s.status, s.reason.clone().unwrap_or_default())
+    };
+    let (s, why) = status("api500");
+    assert_eq!(s, SourceStatus::Error, "{why}");
+    assert!(why.contains("500"), "{why}");
+    let (s, why) = status("apijunk");
+    assert_eq!(s, SourceStatus::Error, "{why}");
+    assert!(why.contains("not JSON"), "{why}");
+    let (s, why) = status("apihang");
+    assert!(
+        matches!(s, SourceStatus::TimedOut | SourceStatus::Error),
+        "{s:?} {why}"
+    );
+    assert!(why.contains("within") || why.contains("timed out"), "{why}");
+    // The database servers that are down hold no records of Ann, so they are
+    // listed as not linked rather than silently missing.
+    assert_eq!(status("pgdown").0, SourceStatus::NotLinked);
+    assert_eq!(status("billing").0, SourceStatus::Ok);
+    assert_eq!(status("shop").0, SourceStatus::Ok);
+    assert_eq!(status("marketing").0, SourceStatus::Ok);
+    assert_eq!(v.facts_of("transaction").count(), 3);
+}
+
+#[tokio::test]
+async fn a_database_server_that_is_down_is_unreachable_in_the_view() {
+    let w = world().await;
+    w.hub().sync(SyncOptions::default(), &()).await.unwrap();
+    // Billing's records are in the index; now its server cannot be reached:
+    // the same source, served by PostgreSQL and MariaDB servers that are down.
+    for (kind, url) in [
+        ("postgres", "postgres://kith@127.0.0.1:1/billing"),
+        ("mysql", "mysql://kith@127.0.0.1:2/billing"),
+    ] {
+        let mut sources = w.sources.clone();
+        let mut down = server_source("billing", kind, url);
+        down.identity = sources[0].identity.clone();
+        sources[0] = down;
+        let hub = Hub::new(HubSettings::default(), &sources, w.store.clone()).unwrap();
+        let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+        let started = Instant::now();
+        let v = hub.view(&ann).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let billing = v.sources.iter().find(|s| s.name == "billing").unwrap();
+        assert_eq!(
+            billing.status,
+            SourceStatus::Unreachable,
+            "{kind}: {billing:?}"
+        );
+        let reason = billing.reason.as_deref().unwrap();
+        assert!(reason.contains("127.0.0.1"), "{reason}");
+        assert!(!reason.contains("password"), "{reason}");
+        assert_eq!(
+            v.sources.iter().find(|s| s.name == "shop").unwrap().status,
+            SourceStatus::Ok
+        );
+    }
+}
