@@ -44,6 +44,13 @@ pub enum Error {
         source_name: String,
         message: String,
     },
+    /// The source did not answer in time (a server statement timeout, or no
+    /// HTTP response within the configured time).
+    #[error("source {source_name} timed out: {message}")]
+    TimedOut {
+        source_name: String,
+        message: String,
+    },
     /// The hub store failed while a file index was read or written.
     #[error("source {source_name}: file index: {message}")]
     Index {
@@ -57,6 +64,13 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Error::Unreachable { .. })
             || matches!(self, Error::File { error, .. } if error.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+impl Error {
+    /// Whether the source was reached but did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::TimedOut { .. })
     }
 }
 

@@ -367,6 +367,8 @@ enum Fetched {
 struct Failure {
     message: String,
     unreachable: bool,
+    /// No answer within the configured time (reported as a timeout, not retried).
+    timed_out: bool,
     retry: bool,
     /// The pause the API asked for (`Retry-After`).
     asked: Option<Duration>,
@@ -377,6 +379,7 @@ impl Failure {
         Failure {
             message,
             unreachable: false,
+            timed_out: false,
             retry: false,
             asked: None,
         }
@@ -425,6 +428,11 @@ impl Api {
                 };
                 if f.unreachable {
                     Error::Unreachable {
+                        source_name: self.source_name.clone(),
+                        message,
+                    }
+                } else if f.timed_out {
+                    Error::TimedOut {
                         source_name: self.source_name.clone(),
                         message,
                     }
@@ -524,12 +532,14 @@ impl Api {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Failure {
                 message,
                 unreachable: false,
+                timed_out: false,
                 retry: true,
                 asked: retry_after(resp.headers()),
             },
             s if s.is_server_error() => Failure {
                 message,
                 unreachable: false,
+                timed_out: false,
                 retry: true,
                 asked: None,
             },
@@ -551,19 +561,24 @@ impl Api {
             Failure {
                 message: format!("{what}: cannot connect to {host}:{port}: {cause}"),
                 unreachable: true,
+                timed_out: false,
                 retry: true,
                 asked: None,
             }
         } else if e.is_timeout() {
-            Failure::fatal(format!(
-                "{what}: timed out: no answer within {}",
-                crate::duration::format(self.config.timeout)
-            ))
+            Failure {
+                timed_out: true,
+                ..Failure::fatal(format!(
+                    "{what}: no answer within {}",
+                    crate::duration::format(self.config.timeout)
+                ))
+            }
         } else {
             // The connection broke mid-answer; a GET is safe to repeat.
             Failure {
                 message: format!("{what}: the connection failed: {}", chain(&e)),
                 unreachable: false,
+                timed_out: false,
                 retry: true,
                 asked: None,
             }
@@ -997,7 +1012,9 @@ impl Connector for HttpConnector {
 /// An error's message without the `source …:` prefix the view already shows.
 fn detail(e: &Error) -> String {
     match e {
-        Error::Http { message, .. } | Error::Unreachable { message, .. } => message.clone(),
+        Error::Http { message, .. }
+        | Error::Unreachable { message, .. }
+        | Error::TimedOut { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }

@@ -313,12 +313,30 @@ pub(crate) fn use_error(
                 config.redacted_url()
             ),
         },
+        // The server's own statement timeout: PostgreSQL query_canceled,
+        // MariaDB max_statement_time, MySQL max_execution_time.
+        sqlx::Error::Database(db) if is_statement_timeout(db.message()) => Error::TimedOut {
+            source_name: source.name.clone(),
+            message: format!(
+                "{context}: no answer within query_timeout {} ({})",
+                crate::duration::format(config.query_timeout),
+                db.message()
+            ),
+        },
         error => Error::Query {
             source_name: source.name.clone(),
             context: context.to_string(),
             error,
         },
     }
+}
+
+fn is_statement_timeout(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("statement timeout")
+        || m.contains("max_statement_time")
+        || m.contains("maximum statement execution time exceeded")
+        || m.contains("query execution was interrupted")
 }
 
 /// Runs a query with a client-side limit a little past the server's, so a
@@ -341,17 +359,13 @@ pub(crate) fn client_timeout(
     config: &SqlServerConfig,
     context: &str,
 ) -> Error {
-    Error::Query {
+    Error::TimedOut {
         source_name: source.name.clone(),
-        context: context.to_string(),
-        error: sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!(
-                "no answer within {} (query_timeout {} was not enforced by the server)",
-                crate::duration::format(config.query_timeout + CLIENT_GRACE),
-                crate::duration::format(config.query_timeout)
-            ),
-        )),
+        message: format!(
+            "{context}: no answer within {} (query_timeout {} was not enforced by the server)",
+            crate::duration::format(config.query_timeout + CLIENT_GRACE),
+            crate::duration::format(config.query_timeout)
+        ),
     }
 }
 

@@ -365,6 +365,8 @@ impl Hub {
             Ok(Err(e)) => {
                 view.status = if e.is_unreachable() {
                     SourceStatus::Unreachable
+                } else if e.is_timeout() {
+                    SourceStatus::TimedOut
                 } else {
                     SourceStatus::Error
                 };

@@ -548,6 +548,7 @@ async fn a_hanging_api_times_out() {
         "{text}"
     );
     assert!(!err.is_unreachable());
+    assert!(err.is_timeout(), "{err}");
 }
 
 #[tokio::test]

@@ -482,6 +482,7 @@ async fn a_slow_fact_set_fails_in_time_naming_it_while_others_answer() {
     let ((slow_result, slow_took), (fast_result, fast_took)) =
         tokio::join!(timed(slow, req.clone()), timed(fast, req));
     let err = slow_result.unwrap_err();
+    assert!(err.is_timeout(), "the view shows this as timed out: {err}");
     assert!(!err.is_unreachable(), "{err}");
     assert!(err.to_string().contains("fact set slow"), "{err}");
     let msg = err.to_string();
