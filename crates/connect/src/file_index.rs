@@ -107,11 +107,18 @@ pub(crate) fn stamp_of(path: &Path) -> std::io::Result<FileStamp> {
 
 /// How join values are compared in a file index: trimmed, and e-mail
 /// addresses without case (the identity side is folded the same way).
-pub(crate) fn index_key(value: &str, on: &str) -> String {
+pub(crate) fn fold_key(value: &str, on: &str) -> String {
     let t = value.trim();
     if on == "email" {
         t.to_lowercase()
     } else {
         t.to_string()
     }
+}
+
+/// The key an index stores for a join value: a hash of the folded value, so
+/// the hub never holds the identifiers of people it does not index (a fact
+/// file joined by e-mail lists everyone's address) or of people erased.
+pub(crate) fn index_key(value: &str, on: &str) -> String {
+    kith_model::normalize::identifier_hash(&fold_key(value, on))
 }

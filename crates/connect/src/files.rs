@@ -215,7 +215,7 @@ pub(crate) async fn lookup<F: RowFormat>(
             continue;
         }
         let path = dir.join(&set.from);
-        let index = format!("{}#{}", set.from, set.join);
+        let index = format!("{}#{}#{}", set.from, set.join, set.on);
         ensure_index(format, source, store, &path, &index, &set.join, &set.on).await?;
         let values: Vec<String> = wanted.keys().cloned().collect();
         let offsets: BTreeMap<String, Vec<u64>> = store

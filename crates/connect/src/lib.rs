@@ -108,12 +108,15 @@ impl ConnectorConfig {
                 Arc::new(sqlite::SqliteConnector::new(source.clone(), path.clone()))
             }
             ConnectorConfig::Csv { dir, delimiter } => {
-                let delimiter = u8::try_from(*delimiter).map_err(|_| Error::Config {
-                    source_name: source.name.clone(),
-                    message: format!(
-                        "CSV delimiter {delimiter:?} must be a single ASCII character"
-                    ),
-                })?;
+                let delimiter = u8::try_from(*delimiter)
+                    .ok()
+                    .filter(u8::is_ascii)
+                    .ok_or_else(|| Error::Config {
+                        source_name: source.name.clone(),
+                        message: format!(
+                            "CSV delimiter {delimiter:?} must be a single ASCII character"
+                        ),
+                    })?;
                 Arc::new(csv_file::CsvConnector::new(
                     source.clone(),
                     dir.clone(),

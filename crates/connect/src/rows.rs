@@ -63,6 +63,13 @@ fn parse_time_text(s: &str) -> Option<Timestamp> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }
+    // Eight digits are a compact date (20240301), not seconds in 1970.
+    if let Some(d) = (s.len() == 8)
+        .then(|| NaiveDate::parse_from_str(s, "%Y%m%d").ok())
+        .flatten()
+    {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         return s
             .parse::<i64>()
@@ -80,7 +87,7 @@ pub fn cursor(kind: CursorKind, v: Option<&Value>) -> Result<Option<CursorValue>
     match kind {
         CursorKind::Time => timestamp(v)
             .map(|t| Some(CursorValue::Time(t)))
-            .ok_or_else(|| format!("cursor value {v} is not a time")),
+            .ok_or_else(|| "the cursor value is not a time".to_string()),
         CursorKind::Int => {
             let i = match v {
                 Value::Number(n) => n.as_i64(),
@@ -88,7 +95,7 @@ pub fn cursor(kind: CursorKind, v: Option<&Value>) -> Result<Option<CursorValue>
                 _ => None,
             };
             i.map(|i| Some(CursorValue::Int(i)))
-                .ok_or_else(|| format!("cursor value {v} is not an integer"))
+                .ok_or_else(|| "the cursor value is not an integer".to_string())
         }
     }
 }
@@ -132,7 +139,7 @@ pub fn identity(source: &SourceConfig, row: &Row) -> Result<IdentityRecord, Stri
         (Some(k), _) => PartyKind::from(*k),
         (None, Some(c)) => match text(row.get(c)) {
             Some(v) => PartyKind::parse(&v)
-                .ok_or_else(|| format!("column {c:?} holds {v:?}, not person or organisation"))?,
+                .ok_or_else(|| format!("column {c:?} says neither person nor organisation"))?,
             None => PartyKind::Person,
         },
         (None, None) => PartyKind::Person,
@@ -356,6 +363,7 @@ mod tests {
             json!(1709251200),
             json!(1709251200000i64),
             json!("1709251200"),
+            json!("20240301"),
         ] {
             assert_eq!(timestamp(&v), Some(want), "{v}");
         }

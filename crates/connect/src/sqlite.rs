@@ -131,7 +131,18 @@ impl Connector for SqliteConnector {
         let mut sql = format!("SELECT * FROM {}", ident(&id.from));
         let cursor = id.cursor.clone();
         if let (Some(c), Some(_)) = (&cursor, &since) {
-            sql.push_str(&format!(" WHERE {} >= ?", ident(&c.column)));
+            let col = ident(&c.column);
+            // SQLite keeps times as text or as Unix seconds; compare each
+            // storage class with the bound value of its own kind.
+            if c.kind == CursorKind::Time {
+                sql.push_str(&format!(
+                    " WHERE (typeof({col}) = 'text' AND {col} >= ?) \
+                     OR (typeof({col}) IN ('integer', 'real') AND {col} >= ?) \
+                     OR typeof({col}) NOT IN ('text', 'integer', 'real')"
+                ));
+            } else {
+                sql.push_str(&format!(" WHERE {col} >= ?"));
+            }
         }
         if let Some(c) = &cursor {
             sql.push_str(&format!(" ORDER BY {}", ident(&c.column)));
@@ -145,7 +156,7 @@ impl Connector for SqliteConnector {
                     // Stored times may be text in any of several shapes; compare on
                     // the date alone (a superset) and filter exactly below.
                     (CursorKind::Time, CursorValue::Time(t)) => {
-                        q.bind(t.format("%Y-%m-%d").to_string())
+                        q.bind(t.format("%Y-%m-%d").to_string()).bind(t.timestamp())
                     }
                     (_, CursorValue::Int(i)) => q.bind(*i),
                     (CursorKind::Int, CursorValue::Time(t)) => q.bind(t.timestamp()),
@@ -209,9 +220,19 @@ impl Connector for SqliteConnector {
                 continue;
             }
             let mut wanted: std::collections::HashMap<String, Vec<String>> = Default::default();
+            // E-mail joins ignore case, as file sources do; the column is
+            // folded in SQL (at the cost of its index) so `A@X.com` matches.
+            let by_email = set.on == "email";
+            let fold = |v: &str| {
+                if by_email {
+                    v.trim().to_lowercase()
+                } else {
+                    v.to_string()
+                }
+            };
             for rec in &request.records {
                 for v in SourceConfig::join_values(set, rec) {
-                    let keys = wanted.entry(v).or_default();
+                    let keys = wanted.entry(fold(&v)).or_default();
                     if !keys.contains(&rec.record.key) {
                         keys.push(rec.record.key.clone());
                     }
@@ -220,10 +241,14 @@ impl Connector for SqliteConnector {
             let values: Vec<&String> = wanted.keys().collect();
             for chunk in values.chunks(BATCH) {
                 let placeholders = vec!["?"; chunk.len()].join(", ");
-                let mut sql = format!(
-                    "SELECT * FROM {} WHERE {} IN ({placeholders})",
-                    ident(&set.from),
+                let join = if by_email {
+                    format!("lower(trim({}))", ident(&set.join))
+                } else {
                     ident(&set.join)
+                };
+                let mut sql = format!(
+                    "SELECT * FROM {} WHERE {join} IN ({placeholders})",
+                    ident(&set.from),
                 );
                 if let (Some(date), Some(_)) = (&set.date, request.since) {
                     sql.push_str(&format!(" AND ({0} IS NULL OR {0} >= ?)", ident(date)));
@@ -247,7 +272,7 @@ impl Connector for SqliteConnector {
                     let Some(v) = rows::text(row.get(&set.join)) else {
                         continue;
                     };
-                    for key in wanted.get(&v).into_iter().flatten() {
+                    for key in wanted.get(&fold(&v)).into_iter().flatten() {
                         result.facts.extend(rows::facts(
                             &self.source,
                             set_name,

@@ -40,6 +40,15 @@ pub struct Hub {
     calling_code: &'static str,
 }
 
+fn calling_code(settings: &HubSettings) -> Result<&'static str> {
+    normalize::calling_code(&settings.default_region).ok_or_else(|| {
+        Error::Config(format!(
+            "hub.default_region {:?} is not a region kith knows the calling code of",
+            settings.default_region
+        ))
+    })
+}
+
 impl Hub {
     /// Builds connectors for `sources` over `store`. Sources are not contacted:
     /// one that is down shows up in views and sync reports, it does not stop kith.
@@ -48,12 +57,7 @@ impl Hub {
         sources: &[SourceConfig],
         store: Arc<dyn HubStore>,
     ) -> Result<Self> {
-        let calling_code = normalize::calling_code(&settings.default_region).ok_or_else(|| {
-            Error::Config(format!(
-                "hub.default_region {:?} is not a region kith knows the calling code of",
-                settings.default_region
-            ))
-        })?;
+        let calling_code = calling_code(&settings)?;
         let ctx = ConnectCtx {
             file_index: Arc::new(StoreFileIndex::new(store.clone())),
         };
@@ -75,12 +79,7 @@ impl Hub {
         connectors: Vec<Arc<dyn Connector>>,
         store: Arc<dyn HubStore>,
     ) -> Result<Self> {
-        let calling_code = normalize::calling_code(&settings.default_region).ok_or_else(|| {
-            Error::Config(format!(
-                "unknown default region {:?}",
-                settings.default_region
-            ))
-        })?;
+        let calling_code = calling_code(&settings)?;
         Ok(Hub {
             settings,
             store,

@@ -179,15 +179,15 @@ impl Hub {
             };
             for &i in members {
                 let r = &records[i];
-                if r.party.as_ref() != Some(&id) {
-                    links.push(self.evidence(
-                        r,
-                        members,
-                        &records,
-                        &id,
-                        &report.common_identifiers,
-                        now,
-                    ));
+                let link =
+                    self.evidence(r, members, &records, &id, &report.common_identifiers, now);
+                // Rewrite a link when its party or its evidence changed (a record
+                // first linked alone gains evidence when someone joins it).
+                let same = r.party.as_ref() == Some(&id)
+                    && r.rule.as_deref() == Some(link.rule.as_str())
+                    && r.evidence == link.evidence;
+                if !same {
+                    links.push(link);
                 }
             }
             final_ids.push(id);

@@ -51,7 +51,7 @@ pub enum Survivorship {
     MostRecent,
     /// The source with the highest priority wins; ties go to the most recent.
     SourcePriority,
-    /// The value most sources agree on wins; ties go to the most recent.
+    /// The value most sources agree on wins (a source counts once); ties go to the most recent.
     MostFrequent,
 }
 
@@ -88,6 +88,29 @@ fn default_contribution_priority() -> i32 {
 }
 fn default_common_limit() -> usize {
     25
+}
+
+impl HubSettings {
+    /// Values serde accepts but kith cannot work with, by field.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.common_identifier_limit < 2 {
+            out.push((
+                "common_identifier_limit",
+                "must be at least 2, or no two records could ever share an identifier".into(),
+            ));
+        }
+        if self.overlap_rows < 0 {
+            out.push(("overlap_rows", "must not be negative".into()));
+        }
+        if self.view_timeout.is_zero() {
+            out.push(("view_timeout", "must be longer than 0s".into()));
+        }
+        if self.reconcile_every.is_zero() {
+            out.push(("reconcile_every", "must be longer than 0s".into()));
+        }
+        out
+    }
 }
 
 impl Default for HubSettings {

@@ -101,7 +101,9 @@ pub struct AttributeView {
 #[derive(Debug, Clone, Serialize)]
 pub struct RelationshipView {
     pub kind: RelationKind,
-    /// `to` for "employee_of" from this party, `from`/`to` the other party otherwise.
+    /// This party's side of it: `member` (household), `employee` or `employer`.
+    pub role: &'static str,
+    /// The other party.
     pub party: PartyId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -277,10 +279,17 @@ impl Hub {
             .collect();
         let mut relationships = Vec::new();
         for r in self.store.relationships_of(&party.id).await? {
-            let other = if r.from == party.id { r.to } else { r.from };
+            let outgoing = r.from == party.id;
+            let role = match (r.kind, outgoing) {
+                (RelationKind::Household, _) => "member",
+                (RelationKind::EmployeeOf, true) => "employee",
+                (RelationKind::EmployeeOf, false) => "employer",
+            };
+            let other = if outgoing { r.to } else { r.from };
             let name = self.party_name(&other).await?;
             relationships.push(RelationshipView {
                 kind: r.kind,
+                role,
                 party: other,
                 name,
                 evidence: r.evidence,
@@ -411,9 +420,16 @@ impl Hub {
             .into_iter()
             .map(|((_, _, attribute), mut values)| {
                 let canon = |f: &Fact| comparable(&attribute, &f.value, self.calling_code);
+                // How many sources agree with this value (a source repeating
+                // itself through several records counts once).
                 let freq = |f: &Fact| {
                     let c = canon(f);
-                    values.iter().filter(|o| canon(o) == c).count()
+                    values
+                        .iter()
+                        .filter(|o| canon(o) == c)
+                        .map(|o| o.provenance.source.as_str())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
                 };
                 let recency = |f: &Fact| f.provenance.updated_at.or(f.date);
                 let mut scored: Vec<(Fact, (i64, i64, i32))> = values

@@ -135,6 +135,12 @@ impl Config {
                 ),
             );
         }
+        for (field, message) in hub.problems() {
+            problem(
+                vec![Seg::Key("hub".into()), Seg::Key(field.into())],
+                message,
+            );
+        }
         if raw.sources.is_empty() {
             problem(
                 vec![Seg::Key("sources".into())],
@@ -362,6 +368,22 @@ kind = "transaction"
         assert!(
             e.to_string()
                 .contains("kith.toml:23: sources[1].facts.orders.kind"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hub_settings_out_of_range_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let text = GOOD.replace(
+            "store = \"hub.db\"",
+            "store = \"hub.db\"\ncommon_identifier_limit = 0",
+        );
+        let e = Config::load(&write(d.path(), &text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kith.toml:4: hub.common_identifier_limit"),
             "{e}"
         );
     }

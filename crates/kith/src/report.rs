@@ -161,8 +161,9 @@ pub fn view(v: &View) -> String {
         for r in &v.relationships {
             let _ = writeln!(
                 out,
-                "  {:<12} {} {}  ({})",
+                "  {:<12} {:<9} {} {}  ({})",
                 r.kind.as_str(),
+                r.role,
                 r.name.as_deref().unwrap_or("(no name)"),
                 r.party,
                 r.evidence

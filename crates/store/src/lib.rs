@@ -43,6 +43,9 @@ pub struct StoredRecord {
     pub record: IdentityRecord,
     pub identifiers: Vec<String>,
     pub party: Option<PartyId>,
+    /// The rule and evidence of the link, when linked.
+    pub rule: Option<String>,
+    pub evidence: Vec<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
 }

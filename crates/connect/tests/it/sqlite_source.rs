@@ -156,3 +156,64 @@ async fn a_missing_table_is_an_error_naming_the_fact_set() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cursors_kept_as_unix_seconds_and_email_joins_in_any_case() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(d.path().join("desk.db"))
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+    for stmt in [
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY, email TEXT, changed INTEGER)",
+        "CREATE TABLE tickets (id TEXT, contact_email TEXT, opened TEXT)",
+        // 2024-01-01 and 2024-06-01 as Unix seconds.
+        "INSERT INTO contacts VALUES ('c1', 'ann@example.com', 1704067200), ('c2', 'bob@example.com', 1717200000)",
+        "INSERT INTO tickets VALUES ('t1', 'Ann@Example.COM', '2024-02-01'), ('t2', ' ann@example.com', '2024-03-01'), ('t3', 'bob@example.com', '2024-03-02')",
+    ] {
+        sqlx::query(stmt).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let s = source(
+        r#"
+        name = "desk"
+        connection = { kind = "sqlite", path = "desk.db" }
+        [identity]
+        from = "contacts"
+        key = "id"
+        cursor = { column = "changed", type = "time" }
+        attributes = { email = "email" }
+        [facts.tickets]
+        from = "tickets"
+        join = "contact_email"
+        on = "email"
+        kind = "case"
+        date = "opened"
+    "#,
+    );
+    let (c, _) = build(&s, d.path());
+    let since = CursorValue::Time("2024-03-01T00:00:00Z".parse().unwrap());
+    let (recent, _) = scan_all(c.as_ref(), Some(since)).await;
+    assert_eq!(
+        recent
+            .iter()
+            .map(|r| r.record.key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c2"]
+    );
+    let (all, _) = scan_all(c.as_ref(), None).await;
+    let ann: Vec<_> = all.into_iter().filter(|r| r.record.key == "c1").collect();
+    let found = c.lookup(&request(&ann)).await.unwrap();
+    let mut ids: Vec<&str> = found
+        .facts
+        .iter()
+        .map(|f| f.value["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["t1", "t2"]);
+}

@@ -563,3 +563,36 @@ fn hub_bytes(dir: &Path) -> Vec<u8> {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn a_record_linked_alone_gains_evidence_when_someone_joins_it() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let bob = w
+        .store
+        .link(&RecordRef::new("billing", "2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.rule, "single");
+    assert!(bob.evidence.is_empty());
+    w.write(
+        "marketing/contacts.jsonl",
+        "{\"id\":\"M-1\",\"name\":\"Ann Lee\",\"email\":\"ANN.LEE@example.com\"}\n\
+         {\"id\":\"M-7\",\"name\":\"Bob Stone\",\"email\":\"bob@example.org\"}\n",
+    );
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let bob_again = w
+        .store
+        .link(&RecordRef::new("billing", "2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob_again.party, bob.party, "the id is stable");
+    assert_eq!(bob_again.rule, "exact:email");
+    assert_eq!(
+        bob_again.evidence,
+        vec!["same email bob@example.org as marketing:M-7".to_string()]
+    );
+}

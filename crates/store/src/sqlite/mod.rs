@@ -195,7 +195,7 @@ impl HubStore for SqliteStore {
         let mut tx = self.read().await?;
         let row = sqlx::query(
             "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
-             r.first_seen, r.last_seen, l.party_id FROM records r \
+             r.first_seen, r.last_seen, l.party_id, l.rule, l.evidence FROM records r \
              LEFT JOIN links l ON l.source = r.source AND l.key = r.key \
              WHERE r.source = ? AND r.key = ?",
         )
@@ -223,7 +223,7 @@ impl HubStore for SqliteStore {
         let mut tx = self.read().await?;
         let rows = sqlx::query(
             "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
-             r.first_seen, r.last_seen, l.party_id FROM records r \
+             r.first_seen, r.last_seen, l.party_id, l.rule, l.evidence FROM records r \
              LEFT JOIN links l ON l.source = r.source AND l.key = r.key \
              ORDER BY r.source, r.key",
         )

@@ -214,6 +214,14 @@ pub(super) fn stored_record(row: &SqliteRow, identifiers: Vec<String>) -> Result
         record: identity_record(row)?,
         identifiers,
         party: get::<Option<String>>(row, "party_id", W)?.map(PartyId::from_stored),
+        rule: get::<Option<String>>(row, "rule", W)?,
+        evidence: match get::<Option<String>>(row, "evidence", W)? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Corrupt {
+                what: "links",
+                detail: format!("evidence is not a JSON list of strings: {e}"),
+            })?,
+            None => Vec::new(),
+        },
         first_seen: parse_ts(&get::<String>(row, "first_seen", W)?, W)?,
         last_seen: parse_ts(&get::<String>(row, "last_seen", W)?, W)?,
     })
