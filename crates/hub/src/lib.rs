@@ -38,6 +38,8 @@ pub struct Hub {
     connectors: Vec<Arc<dyn Connector>>,
     /// Calling code of the default region, for reading national phone numbers.
     calling_code: &'static str,
+    /// The trained match model; without one, only exact identifiers link.
+    model: Option<kith_resolve::Model>,
 }
 
 fn calling_code(settings: &HubSettings) -> Result<&'static str> {
@@ -70,6 +72,7 @@ impl Hub {
             store,
             connectors,
             calling_code,
+            model: None,
         })
     }
 
@@ -85,7 +88,63 @@ impl Hub {
             store,
             connectors,
             calling_code,
+            model: None,
         })
+    }
+
+    /// Links with this trained model from now on (see [`Hub::train`]).
+    pub fn set_model(&mut self, model: kith_resolve::Model) {
+        self.model = Some(model);
+    }
+
+    pub fn model(&self) -> Option<&kith_resolve::Model> {
+        self.model.as_ref()
+    }
+
+    fn normalize_options(&self) -> kith_resolve::NormalizeOptions {
+        kith_resolve::NormalizeOptions {
+            default_region: self.settings.default_region.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Comparison-ready forms of index records, in the same order.
+    fn prepare(&self, records: &[kith_store::StoredRecord]) -> Vec<kith_resolve::Prepared> {
+        let opts = self.normalize_options();
+        records
+            .iter()
+            .map(|r| kith_resolve::Prepared::new(&r.record.attrs, &opts))
+            .collect()
+    }
+
+    /// Trains a match model on the identity index (u by seeded random
+    /// sampling, m by expectation–maximisation per blocking rule).
+    pub async fn train(&self, options: &kith_resolve::TrainOptions) -> Result<kith_resolve::Model> {
+        let records = self.store.records().await?;
+        let prepared = self.prepare(&records);
+        Ok(kith_resolve::Model::train(&prepared, options))
+    }
+
+    /// Every comparison between two records, linked or not, with its weight.
+    pub async fn explain(&self, a: &RecordRef, b: &RecordRef) -> Result<kith_resolve::Explanation> {
+        let mut found = Vec::new();
+        for r in [a, b] {
+            let rec =
+                self.store.record(r).await?.ok_or_else(|| {
+                    Error::NotFound(format!("no record {r} in the identity index"))
+                })?;
+            found.push(rec);
+        }
+        let prepared = self.prepare(&found);
+        let prior;
+        let model = match &self.model {
+            Some(m) => m,
+            None => {
+                prior = kith_resolve::Model::prior();
+                &prior
+            }
+        };
+        Ok(kith_resolve::explain(model, &prepared[0], &prepared[1]))
     }
 
     pub fn store(&self) -> &Arc<dyn HubStore> {

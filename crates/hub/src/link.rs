@@ -1,8 +1,13 @@
-//! Exact-match linking: records that share a normalised e-mail address,
-//! phone number or external id belong to the same party.
+//! Linking: which records belong to the same party.
 //!
-//! This is the foundation's rule until the resolver replaces it. What stays
-//! when it does is the id policy below, which keeps party ids stable:
+//! Records that share a normalised e-mail address, phone number or external
+//! id are always linked (a deterministic rule). When a trained model is loaded
+//! ([`Hub::set_model`]), candidate pairs from the resolver's blocking rules are
+//! scored too, and pairs at or above the model's threshold link as well; the
+//! resolver's clustering then splits clusters that conflict on a strong
+//! identifier, so one weak edge cannot chain two people together.
+//!
+//! Whatever decides the clusters, party ids follow one policy:
 //!
 //! - every prior party id has a *home* cluster: the one holding its founding
 //!   record, or (when that record is gone) the one holding most of its records;
@@ -34,6 +39,12 @@ pub struct LinkReport {
     /// Identifiers ignored because too many records share them.
     pub common_identifiers: Vec<String>,
     pub relationships: u64,
+    /// Pairs the resolver's blocking rules proposed (0 without a model).
+    pub candidate_pairs: u64,
+    /// Blocks skipped because too many records share their key.
+    pub skipped_blocks: u64,
+    /// Pairs the model would link that a never-link rule refused.
+    pub vetoed: u64,
 }
 
 struct UnionFind(Vec<usize>);
@@ -77,21 +88,68 @@ impl Hub {
                 by_identifier.entry(id.as_str()).or_default().push(i);
             }
         }
-        let mut uf = UnionFind::new(records.len());
+        let mut exact: Vec<(u32, u32)> = Vec::new();
         for (id, members) in &by_identifier {
             if members.len() > self.settings.common_identifier_limit {
                 report.common_identifiers.push((*id).to_string());
                 continue;
             }
             for w in members.windows(2) {
-                uf.union(w[0], w[1]);
+                exact.push((w[0] as u32, w[1] as u32));
             }
         }
-        let mut clusters: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for i in 0..records.len() {
-            clusters.entry(uf.find(i)).or_default().push(i);
-        }
-        let clusters: Vec<Vec<usize>> = clusters.into_values().collect();
+        let mut scored: HashMap<(u32, u32), f64> = HashMap::new();
+        let clusters: Vec<Vec<usize>> = match &self.model {
+            None => {
+                let mut uf = UnionFind::new(records.len());
+                for &(a, b) in &exact {
+                    uf.union(a as usize, b as usize);
+                }
+                let mut clusters: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for i in 0..records.len() {
+                    clusters.entry(uf.find(i)).or_default().push(i);
+                }
+                clusters.into_values().collect()
+            }
+            Some(model) => {
+                let prepared = self.prepare(&records);
+                let (pairs, blocking) =
+                    kith_resolve::Blocking::default().candidate_pairs(&prepared);
+                report.candidate_pairs = pairs.len() as u64;
+                report.skipped_blocks = blocking
+                    .rules
+                    .iter()
+                    .map(|r| r.skipped_block_count as u64)
+                    .sum();
+                let mut edges: Vec<(u32, u32, f64)> = Vec::new();
+                for (a, b, p) in kith_resolve::score_pairs(model, &prepared, &pairs) {
+                    if p < model.threshold {
+                        continue;
+                    }
+                    if never_link(&prepared[a as usize], &prepared[b as usize]) {
+                        report.vetoed += 1;
+                        continue;
+                    }
+                    scored.insert((a.min(b), a.max(b)), p);
+                    edges.push((a, b, p));
+                }
+                // Shared identifiers always link, whatever the model says.
+                edges.extend(exact.iter().map(|&(a, b)| (a, b, 1.0)));
+                let labels = kith_resolve::cluster(
+                    &prepared,
+                    &edges,
+                    &kith_resolve::ClusterOptions {
+                        threshold: model.threshold,
+                        ..Default::default()
+                    },
+                );
+                let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                for (i, l) in labels.into_iter().enumerate() {
+                    clusters.entry(l).or_default().push(i);
+                }
+                clusters.into_values().collect()
+            }
+        };
 
         // Prior ids and their homes.
         let parties: HashMap<PartyId, Party> = self
@@ -179,8 +237,9 @@ impl Hub {
             };
             for &i in members {
                 let r = &records[i];
-                let link =
+                let mut link =
                     self.evidence(r, members, &records, &id, &report.common_identifiers, now);
+                model_evidence(&mut link, i, members, &records, &scored);
                 // Rewrite a link when its party or its evidence changed (a record
                 // first linked alone gains evidence when someone joins it).
                 let same = r.party.as_ref() == Some(&id)
@@ -254,6 +313,75 @@ impl Hub {
             evidence,
             linked_at: now,
         }
+    }
+}
+
+/// The never-link rules, for pairs only the model would link (shared exact
+/// identifiers always link and are not subject to them):
+///
+/// - given names that differ (not the same name, a nickname or a close
+///   spelling), or dates of birth that plainly differ, mean
+///   different people however much else they share — household members share
+///   a surname, an address and often a phone;
+/// - names alone never link: the pair must also agree on something that
+///   belongs to one person — a date of birth, a phone (to one typo), an
+///   external id, or a street with its postcode. An e-mail one edit away is
+///   not enough: `ann.lee2@` is usually a different Ann Lee.
+///
+/// A model trained on the business's own data can learn to trust shared
+/// surnames and addresses; showing one person another's records is a data
+/// leak, so precision wins over recall here.
+fn never_link(a: &kith_resolve::Prepared, b: &kith_resolve::Prepared) -> bool {
+    use kith_resolve::{Attribute as A, MISSING};
+    let v = kith_resolve::compare(a, b);
+    let level = |attr: A| v[attr.index()];
+    let differs = |attr: A| {
+        let l = level(attr);
+        l != MISSING && usize::from(l) + 1 == attr.levels().len()
+    };
+    let at_most = |attr: A, max: u8| level(attr) != MISSING && level(attr) <= max;
+    // Given names must be the same, a nickname or a close spelling: a loose
+    // likeness (Mary/Mark, Dylan/Alan) is how household members look.
+    let given_unlike = level(A::GivenName) != MISSING && level(A::GivenName) >= 3;
+    if given_unlike || differs(A::DateOfBirth) {
+        return true;
+    }
+    let anchored = at_most(A::DateOfBirth, 3)
+        || at_most(A::Phone, 1)
+        || at_most(A::Email, 0)
+        || at_most(A::ExternalId, 0)
+        || (at_most(A::Postcode, 0) && at_most(A::Street, 1));
+    !anchored
+}
+
+/// Adds the model's matches to a record's evidence: the members it scored
+/// above the threshold with, and the rule `model` when nothing exact links it.
+fn model_evidence(
+    link: &mut Link,
+    i: usize,
+    members: &[usize],
+    records: &[StoredRecord],
+    scored: &HashMap<(u32, u32), f64>,
+) {
+    let mut matches: Vec<(f64, &RecordRef)> = members
+        .iter()
+        .filter(|&&j| j != i)
+        .filter_map(|&j| {
+            let key = ((i.min(j)) as u32, (i.max(j)) as u32);
+            scored.get(&key).map(|p| (*p, &records[j].record.record))
+        })
+        .collect();
+    if matches.is_empty() {
+        return;
+    }
+    matches.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    for (p, other) in matches.iter().take(3) {
+        link.evidence
+            .push(format!("model: match probability {p:.3} with {other}"));
+    }
+    if link.rule == "single" {
+        link.rule = "model".into();
+        link.score = matches[0].0;
     }
 }
 

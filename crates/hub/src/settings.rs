@@ -9,6 +9,10 @@ pub struct HubSettings {
     /// The hub store: a SQLite file path (relative to the configuration file).
     #[serde(default = "default_store")]
     pub store: String,
+    /// The trained match model file (relative to the configuration file),
+    /// written by `kith train` and read by every command that links.
+    #[serde(default = "default_model")]
+    pub model: String,
     /// Region for phone numbers written without a country code (ISO 3166 alpha-2).
     #[serde(default = "default_region")]
     pub default_region: String,
@@ -68,6 +72,9 @@ impl Survivorship {
 fn default_store() -> String {
     "kith-hub.db".into()
 }
+fn default_model() -> String {
+    "kith-model.json".into()
+}
 fn default_region() -> String {
     "GB".into()
 }
@@ -122,6 +129,7 @@ impl Default for HubSettings {
 fn toml_defaults() -> HubSettings {
     HubSettings {
         store: default_store(),
+        model: default_model(),
         default_region: default_region(),
         overlap: default_overlap(),
         overlap_rows: default_overlap_rows(),

@@ -39,7 +39,43 @@ impl App {
                     format!("opening the hub store named in {}", config.path.display())
                 })?,
         );
-        let hub = Hub::new(config.hub.clone(), &config.sources, store)?;
+        let mut hub = Hub::new(config.hub.clone(), &config.sources, store)?;
+        if let Some(model) = load_model(&config.model_path)? {
+            hub.set_model(model);
+        }
         Ok(App { config, hub })
+    }
+
+    /// Writes a trained model where the configuration says, and links with it from now on.
+    pub fn save_model(&mut self, model: kith_resolve::Model) -> Result<()> {
+        std::fs::write(&self.config.model_path, model.to_json()).with_context(|| {
+            format!("writing the model to {}", self.config.model_path.display())
+        })?;
+        self.hub.set_model(model);
+        Ok(())
+    }
+}
+
+/// The model file, if `kith train` wrote one.
+fn load_model(path: &Path) -> Result<Option<kith_resolve::Model>> {
+    let json = match std::fs::read_to_string(path) {
+        Ok(j) => j,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading the model {}", path.display())),
+    };
+    kith_resolve::Model::from_json(&json)
+        .map(Some)
+        .with_context(|| {
+            format!(
+                "the model {} cannot be used; run `kith train` again",
+                path.display()
+            )
+        })
+}
+
+impl App {
+    /// True when a trained model is loaded.
+    pub fn has_model(&self) -> bool {
+        self.hub.model().is_some()
     }
 }

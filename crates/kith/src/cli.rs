@@ -84,6 +84,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the match model on the identity index and write it to hub.model.
+    Train {
+        /// Seed of the random pair sample (the same seed gives the same model).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Most random pairs sampled to estimate u probabilities.
+        #[arg(long, default_value_t = 1_000_000)]
+        u_pairs: u64,
+    },
+    /// Sync every source and resolve its records into parties with the match
+    /// model (training one first when none exists).
+    Resolve {
+        /// Write `source,key,party_id` for every source record to this CSV file.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every comparison between two records and its weight, linked or not.
+    Explain {
+        /// source:key of the first record.
+        a: String,
+        /// source:key of the second record.
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and try to reach every source.
     Check,
     /// List rows that could not be read, with where they are and why.
@@ -126,6 +154,28 @@ pub async fn run(cli: Cli) -> Result<()> {
             view(&app, &query, json).await
         }
         Command::Check => check(&cli.config).await,
+        Command::Train { seed, u_pairs } => {
+            let mut app = App::open(&cli.config).await?;
+            train(&mut app, seed, u_pairs).await
+        }
+        Command::Resolve { export, json } => {
+            let mut app = App::open(&cli.config).await?;
+            resolve(&mut app, export.as_deref(), json).await
+        }
+        Command::Explain { a, b, json } => {
+            let app = App::open(&cli.config).await?;
+            let parse = |s: &str| {
+                kith_model::RecordRef::parse(s)
+                    .with_context(|| format!("{s:?} is not a record reference (write source:key)"))
+            };
+            let e = app.hub.explain(&parse(&a)?, &parse(&b)?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", report::explanation(&a, &b, &e, app.has_model()));
+            }
+            Ok(())
+        }
         Command::Quarantine { source, json } => {
             let app = App::open(&cli.config).await?;
             let rows = app.hub.store().quarantined(source.as_deref()).await?;
@@ -178,6 +228,79 @@ async fn sync(app: &App, full: bool, json: bool) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    Ok(())
+}
+
+async fn train(app: &mut App, seed: u64, u_pairs: u64) -> Result<()> {
+    let options = kith_resolve::TrainOptions {
+        seed,
+        u_max_pairs: u_pairs,
+        ..Default::default()
+    };
+    let model = app.hub.train(&options).await?;
+    let t = &model.training;
+    println!(
+        "trained on {} records: {} random pairs for u, {} EM session(s), λ = {:.6}",
+        t.records,
+        t.u_pairs,
+        t.em_sessions.len(),
+        model.lambda
+    );
+    for s in &t.em_sessions {
+        println!(
+            "  EM {:<28} {:>9} pairs {:>3} iterations{}",
+            s.rule,
+            s.pairs,
+            s.iterations,
+            if s.converged { "" } else { " (not converged)" }
+        );
+    }
+    if !t.prior_m.is_empty() {
+        println!("  shipped priors used for m of: {:?}", t.prior_m);
+    }
+    app.save_model(model)?;
+    println!("model written to {}", app.config.model_path.display());
+    Ok(())
+}
+
+async fn resolve(app: &mut App, export: Option<&std::path::Path>, json: bool) -> Result<()> {
+    if !app.has_model() {
+        // A model is trained on the index, so fill the index first.
+        let progress = SyncProgress::new(!json && std::io::stderr().is_terminal());
+        app.hub.sync(SyncOptions::default(), &progress).await?;
+        progress.finish();
+        if !json {
+            eprintln!(
+                "no model at {}: training one",
+                app.config.model_path.display()
+            );
+        }
+        let model = app
+            .hub
+            .train(&kith_resolve::TrainOptions::default())
+            .await?;
+        app.save_model(model)?;
+    }
+    sync(app, false, json).await?;
+    if let Some(path) = export {
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(["source", "key", "party_id"])?;
+        let mut n = 0u64;
+        for r in app.hub.store().records().await? {
+            let party = r.party.as_ref().map(|p| p.to_string()).unwrap_or_default();
+            w.write_record([
+                r.record.record.source.as_str(),
+                r.record.record.key.as_str(),
+                party.as_str(),
+            ])?;
+            n += 1;
+        }
+        w.flush()?;
+        if !json {
+            println!("wrote {n} records to {}", path.display());
+        }
     }
     Ok(())
 }

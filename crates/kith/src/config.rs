@@ -31,6 +31,8 @@ pub struct Config {
     pub hub: HubSettings,
     /// The hub store file.
     pub store_path: PathBuf,
+    /// The match model file (it may not exist yet).
+    pub model_path: PathBuf,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -188,14 +190,17 @@ impl Config {
                 problems,
             });
         }
-        let store_path = {
-            let p = PathBuf::from(&hub.store);
+        let beside = |p: &str| {
+            let p = PathBuf::from(p);
             if p.is_relative() { dir.join(p) } else { p }
         };
+        let store_path = beside(&hub.store);
+        let model_path = beside(&hub.model);
         Ok(Config {
             path: path.to_path_buf(),
             hub,
             store_path,
+            model_path,
             sources,
         })
     }

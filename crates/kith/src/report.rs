@@ -265,3 +265,58 @@ pub fn sync(r: &SyncReport) -> String {
     }
     out
 }
+
+/// The comparisons between two records as a waterfall of weights.
+pub fn explanation(a: &str, b: &str, e: &kith_resolve::Explanation, trained: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{a}  vs  {b}");
+    if !trained {
+        let _ = writeln!(
+            out,
+            "(no trained model: shipped prior probabilities; run `kith train`)"
+        );
+    }
+    let bar = |w: f64| {
+        let n = (w.abs() * 2.0).round().min(30.0) as usize;
+        if w >= 0.0 {
+            format!("{:>30}|{}", "", "█".repeat(n))
+        } else {
+            format!("{:>30}|", "▒".repeat(n))
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<22} {:>7}  {}",
+        "prior",
+        "",
+        e.prior_weight,
+        bar(e.prior_weight)
+    );
+    for c in &e.comparisons {
+        let level = c.level.as_deref().unwrap_or("missing");
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<22} {:>+7.2}  {}",
+            format!("{:?}", c.attribute).to_lowercase(),
+            level,
+            c.weight,
+            bar(c.weight)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<22} {:>+7.2}  match probability {:.4} → {}",
+        "total",
+        "",
+        e.total_weight,
+        e.probability,
+        if e.decision.link {
+            "link"
+        } else if e.decision.review {
+            "review"
+        } else {
+            "no link"
+        }
+    );
+    out
+}

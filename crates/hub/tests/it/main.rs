@@ -596,3 +596,59 @@ async fn a_record_linked_alone_gains_evidence_when_someone_joins_it() {
         vec!["same email bob@example.org as marketing:M-7".to_string()]
     );
 }
+
+#[tokio::test]
+async fn a_model_links_nicknames_at_one_address_but_never_household_members() {
+    let w = world().await;
+    // The shop knows Bob Stone as Robert, with another e-mail, at his address;
+    // the shop's identity mapping has no street, so give it one for this test.
+    w.write(
+        "shop/customers.csv",
+        "id,name,email,phone,street,postcode,updated_at\n\
+         s1,Annie Lee,Ann.Lee@Example.com,+44 7700 900001,\"2 Old Road\",LS1 1AA,2023-02-01\n\
+         s2,Dan Park,dan@example.net,,1 Elm Way,M1 1AA,2023-01-01\n\
+         s3,Robert Stone,rstone@example.net,,3 High St,YO1 7HH,2023-01-01\n",
+    );
+    let mut sources = w.sources.clone();
+    sources[1].identity.attributes.street = Some("street".into());
+    sources[1].identity.attributes.postcode = Some("postcode".into());
+    let mut hub = Hub::new(HubSettings::default(), &sources, w.store.clone()).unwrap();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let bob = party_of(w.store.as_ref(), "billing", "2").await;
+    assert_ne!(
+        party_of(w.store.as_ref(), "shop", "s3").await,
+        bob,
+        "exact rules alone do not link them"
+    );
+
+    hub.set_model(kith_resolve::Model::prior());
+    let r = hub.link(&()).await.unwrap();
+    assert!(r.candidate_pairs > 0);
+    let robert = party_of(w.store.as_ref(), "shop", "s3").await;
+    assert_eq!(
+        party_of(w.store.as_ref(), "billing", "2").await,
+        robert,
+        "Bob is Robert at his address"
+    );
+    assert_eq!(r.merged, 1);
+    // Whichever id survived, the other redirects to it.
+    assert_eq!(w.store.party(&bob).await.unwrap().unwrap().id, robert);
+    let link = w
+        .store
+        .link(&RecordRef::new("shop", "s3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.rule, "model");
+    assert!(
+        link.evidence[0].contains("billing:2"),
+        "{:?}",
+        link.evidence
+    );
+    // Ann and Cara Lee share a surname and an address: a household, not one person.
+    assert_ne!(
+        party_of(w.store.as_ref(), "billing", "1").await,
+        party_of(w.store.as_ref(), "billing", "3").await
+    );
+    assert!(r.vetoed >= 1, "{r:?}");
+}

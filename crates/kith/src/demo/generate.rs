@@ -12,7 +12,8 @@
 //!
 //! Every row comes from a ground-truth population (`people` persons plus ~5%
 //! landscaping firms on trade accounts), so a test can tell whether kith
-//! linked the right records. The noise is deliberate; each item is something
+//! linked the right records: `truth.csv` is that answer key, one line
+//! `source,key,entity` per good source record (see [`truth`](super::truth)). The noise is deliberate; each item is something
 //! real customer data does and kith must cope with:
 //!
 //! - **Typos** in given and family names (a transposed, dropped or doubled
@@ -49,6 +50,7 @@
 //! 09:00 UTC), so the same seed writes byte-identical CSV and JSON files.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -62,7 +64,9 @@ use super::names::{
     SHOP_ITEMS, STREET_NAMES, STREET_SUFFIXES, TICKET_SUBJECTS, TOWNS, TRADE_PRODUCTS,
     nicknames_of,
 };
-use super::write::{write_billing, write_loyalty, write_marketing, write_shop, write_support};
+use super::write::{
+    write_billing, write_loyalty, write_marketing, write_shop, write_support, write_truth,
+};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -98,6 +102,10 @@ pub struct Generated {
     /// Rows written per table (`billing.db:invoices`) or file
     /// (`shop/orders.csv`), counting the deliberately broken rows.
     pub counts: BTreeMap<String, usize>,
+    /// `truth.csv`: which real person or organisation each good source
+    /// record belongs to. kith never reads this file; it is the answer key
+    /// for measuring linking (see [`truth::score`](super::truth::score)).
+    pub truth_path: PathBuf,
 }
 
 const SHOWCASE_GIVEN: &str = "Margaret";
@@ -184,6 +192,23 @@ pub(super) struct Address {
     pub(super) postcode: String,
 }
 
+/// The real person or organisation behind a source row: the answer key's
+/// `entity` column (`person-0` is the showcase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Entity {
+    Person(usize),
+    Org(usize),
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entity::Person(k) => write!(f, "person-{k}"),
+            Entity::Org(j) => write!(f, "org-{j}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Src {
     Support,
@@ -201,6 +226,7 @@ struct Presence {
 
 #[derive(Debug, Clone)]
 struct Person {
+    entity: Entity,
     given: &'static str,
     /// The short form this person goes by, if any; used in some sources.
     nick: Option<&'static str>,
@@ -240,6 +266,7 @@ impl Person {
 
 #[derive(Debug, Clone)]
 struct Org {
+    entity: Entity,
     name: String,
     email: String,
     phone: u32,
@@ -327,6 +354,7 @@ fn random_address(rng: &mut StdRng) -> Address {
 
 fn showcase_person() -> Person {
     Person {
+        entity: Entity::Person(0),
         given: SHOWCASE_GIVEN,
         nick: Some("Peggy"),
         family: SHOWCASE_FAMILY,
@@ -446,6 +474,7 @@ fn population(rng: &mut StdRng, people: usize) -> (Vec<Person>, Vec<Org>) {
             };
 
         persons.push(Person {
+            entity: Entity::Person(k),
             given,
             nick,
             family,
@@ -488,6 +517,7 @@ fn population(rng: &mut StdRng, people: usize) -> (Vec<Person>, Vec<Org>) {
                 n += 1;
             }
             Org {
+                entity: Entity::Org(j),
                 name,
                 email,
                 phone: phone_number(people + j),
@@ -581,6 +611,8 @@ fn maybe_phone(rng: &mut StdRng, p: &Person, missing: f64, styles: u32) -> Optio
 // ---------------------------------------------------------------------------
 
 pub(super) struct BillingCustomer {
+    /// Who this row really belongs to (for `truth.csv` only).
+    pub(super) entity: Entity,
     pub(super) kind: &'static str,
     pub(super) first_name: Option<String>,
     pub(super) last_name: Option<String>,
@@ -610,6 +642,8 @@ pub(super) struct Subscription {
 }
 
 pub(super) struct SupportContact {
+    /// Who this row really belongs to (for `truth.csv` only).
+    pub(super) entity: Entity,
     pub(super) name: String,
     pub(super) email: String,
     pub(super) phone: Option<String>,
@@ -627,6 +661,8 @@ pub(super) struct Ticket {
 }
 
 pub(super) struct ShopCustomer {
+    /// Who this row really belongs to (for `truth.csv` only).
+    pub(super) entity: Entity,
     pub(super) first_name: String,
     pub(super) last_name: String,
     pub(super) email: String,
@@ -647,6 +683,8 @@ pub(super) struct Order {
 }
 
 pub(super) struct MarketingContact {
+    /// Who this row really belongs to (for `truth.csv` only).
+    pub(super) entity: Entity,
     pub(super) name: String,
     pub(super) email: String,
     pub(super) newsletter: bool,
@@ -664,6 +702,8 @@ pub(super) struct Offer {
 }
 
 pub(super) struct Member {
+    /// Who this row really belongs to (for `truth.csv` only).
+    pub(super) entity: Entity,
     pub(super) showcase: bool,
     pub(super) name: String,
     pub(super) email: Option<String>,
@@ -805,6 +845,7 @@ fn billing_row(rng: &mut StdRng, p: &Person) -> BillingCustomer {
     };
 
     BillingCustomer {
+        entity: p.entity,
         kind: "person",
         first_name: Some(maybe_typo(rng, p.given, 0.02)),
         last_name: Some(maybe_typo(rng, p.family, 0.02)),
@@ -864,6 +905,7 @@ fn org_row(rng: &mut StdRng, o: &Org) -> BillingCustomer {
         })
         .collect();
     BillingCustomer {
+        entity: o.entity,
         kind: "organisation",
         first_name: None,
         last_name: None,
@@ -937,6 +979,7 @@ fn support_row(rng: &mut StdRng, p: &Person) -> SupportContact {
         .max()
         .unwrap_or(p.since);
     SupportContact {
+        entity: p.entity,
         name,
         email: p.email_in(Src::Support).to_string(),
         phone: maybe_phone(rng, p, 0.15, 6),
@@ -1025,6 +1068,7 @@ fn shop_row(rng: &mut StdRng, p: &Person, newline_next_flat: &mut bool) -> ShopC
         .collect();
     orders.sort_by_key(|o| o.placed);
     ShopCustomer {
+        entity: p.entity,
         first_name,
         last_name,
         email: maybe_recased(rng, p.email_in(Src::Shop), 0.1),
@@ -1102,6 +1146,7 @@ fn marketing_row(rng: &mut StdRng, p: &Person) -> MarketingContact {
         });
     }
     MarketingContact {
+        entity: p.entity,
         name,
         email: maybe_recased(rng, &p.email, 0.2),
         newsletter,
@@ -1173,6 +1218,7 @@ fn loyalty_row(rng: &mut StdRng, p: &Person) -> Member {
         }
     }
     Member {
+        entity: p.entity,
         showcase: false,
         name,
         email,
@@ -1212,6 +1258,7 @@ fn showcase_rows(p: &Person, rows: &mut Rows) {
         status,
     };
     rows.billing.push(BillingCustomer {
+        entity: p.entity,
         kind: "person",
         first_name: Some(p.given.into()),
         last_name: Some(p.family.into()),
@@ -1239,6 +1286,7 @@ fn showcase_rows(p: &Person, rows: &mut Rows) {
     });
 
     rows.support.push(SupportContact {
+        entity: p.entity,
         name: format!("{}, {}", p.family, p.given),
         email: p.email.clone(),
         phone: Some(fmt_phone(p.phone, 4)),
@@ -1274,6 +1322,7 @@ fn showcase_rows(p: &Person, rows: &mut Rows) {
         }
     };
     rows.shop.push(ShopCustomer {
+        entity: p.entity,
         first_name: p.given.into(),
         last_name: p.family.into(),
         email: "Margaret.Ellison@Example.com".into(),
@@ -1330,6 +1379,7 @@ fn showcase_rows(p: &Person, rows: &mut Rows) {
         response,
     };
     rows.marketing.push(MarketingContact {
+        entity: p.entity,
         name: format!("{} {}", p.nick.unwrap_or(p.given), p.family),
         email: p.email.clone(),
         newsletter: true,
@@ -1365,6 +1415,7 @@ fn showcase_rows(p: &Person, rows: &mut Rows) {
     });
 
     rows.loyalty.push(Member {
+        entity: p.entity,
         showcase: true,
         name: format!("{} {}", p.given, p.family),
         email: Some(p.email.clone()),
@@ -1439,12 +1490,22 @@ pub async fn generate(dir: &Path, opts: &GenerateOptions) -> Result<Generated> {
     rows.marketing.shuffle(&mut rng);
     rows.loyalty.shuffle(&mut rng);
 
+    // Each writer hands out the record keys and returns them in row order,
+    // so the answer key names exactly the keys kith will read.
     let mut counts = BTreeMap::new();
-    write_billing(&dir.join("billing.db"), &rows.billing, &mut counts).await?;
-    write_support(&dir.join("support.db"), &rows.support, &mut counts).await?;
-    write_shop(&dir.join("shop"), &rows.shop, &mut counts)?;
-    write_marketing(&dir.join("marketing"), &rows.marketing, &mut counts)?;
-    write_loyalty(&dir.join("loyalty"), &rows.loyalty, &mut counts)?;
+    let mut truth = Vec::new();
+    let keys = write_billing(&dir.join("billing.db"), &rows.billing, &mut counts).await?;
+    truth.extend(answers("billing", &rows.billing, keys, |r| r.entity));
+    let keys = write_support(&dir.join("support.db"), &rows.support, &mut counts).await?;
+    truth.extend(answers("support", &rows.support, keys, |r| r.entity));
+    let keys = write_shop(&dir.join("shop"), &rows.shop, &mut counts)?;
+    truth.extend(answers("shop", &rows.shop, keys, |r| r.entity));
+    let keys = write_marketing(&dir.join("marketing"), &rows.marketing, &mut counts)?;
+    truth.extend(answers("marketing", &rows.marketing, keys, |r| r.entity));
+    let keys = write_loyalty(&dir.join("loyalty"), &rows.loyalty, &mut counts)?;
+    truth.extend(answers("loyalty", &rows.loyalty, keys, |r| r.entity));
+    let truth_path = dir.join("truth.csv");
+    write_truth(&truth_path, &truth)?;
 
     let config_path = dir.join("kith.toml");
     std::fs::write(
@@ -1457,7 +1518,39 @@ pub async fn generate(dir: &Path, opts: &GenerateOptions) -> Result<Generated> {
         showcase_email: SHOWCASE_EMAIL.to_string(),
         showcase_name: format!("{SHOWCASE_GIVEN} {SHOWCASE_FAMILY}"),
         counts,
+        truth_path,
     })
+}
+
+/// One line of `truth.csv`: a good source record and who it belongs to.
+pub(super) struct Answer {
+    pub(super) source: &'static str,
+    pub(super) key: String,
+    pub(super) entity: Entity,
+}
+
+/// A source's answers in key order, from its rows and the keys the writer
+/// gave them (in row order). The broken rows are not among the rows: kith
+/// quarantines them, so they belong to nobody.
+fn answers<T>(
+    source: &'static str,
+    rows: &[T],
+    keys: Vec<String>,
+    entity: impl Fn(&T) -> Entity,
+) -> Vec<Answer> {
+    assert_eq!(rows.len(), keys.len(), "{source}: one key per row");
+    let mut out: Vec<Answer> = rows
+        .iter()
+        .zip(keys)
+        .map(|(r, key)| Answer {
+            source,
+            key,
+            entity: entity(r),
+        })
+        .collect();
+    // Keys are numbers or a fixed prefix and numbers, so shorter sorts first.
+    out.sort_by(|a, b| (a.key.len(), &a.key).cmp(&(b.key.len(), &b.key)));
+    out
 }
 
 /// The mapping of the five sources; it doubles as an example configuration

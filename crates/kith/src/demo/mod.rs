@@ -1,4 +1,5 @@
 pub mod generate;
 pub mod loyalty_api;
 mod names;
+pub mod truth;
 mod write;

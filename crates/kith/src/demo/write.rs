@@ -1,5 +1,7 @@
 //! Writing the demo sources in their native formats: SQLite databases, CSV
 //! with proper quoting (plus the deliberately broken rows), and JSON lines.
+//! Each source's writer hands out its record keys and returns them in the
+//! order of the rows it was given, for the answer key `truth.csv`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +13,7 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 
 use super::generate::{
-    BROKEN_ROW_EMAILS, BillingCustomer, Invoice, MarketingContact, Member, Offer, Order,
+    Answer, BROKEN_ROW_EMAILS, BillingCustomer, Invoice, MarketingContact, Member, Offer, Order,
     SHOWCASE_CARD, ShopCustomer, Subscription, SupportContact, Ticket, fmt_day, fmt_pence, fmt_ts,
 };
 
@@ -95,11 +97,12 @@ async fn insert(
     Ok(n)
 }
 
+/// Returns the `customers.id` of each customer, in order.
 pub(super) async fn write_billing(
     path: &Path,
     customers: &[BillingCustomer],
     counts: &mut BTreeMap<String, usize>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut conn = fresh_db(path).await?;
     exec(
         &mut conn,
@@ -292,14 +295,15 @@ pub(super) async fn write_billing(
     )
     .await?;
     conn.close().await?;
-    Ok(())
+    Ok((1..=customers.len()).map(|id| id.to_string()).collect())
 }
 
+/// Returns the `contacts.id` of each contact, in order.
 pub(super) async fn write_support(
     path: &Path,
     contacts: &[SupportContact],
     counts: &mut BTreeMap<String, usize>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut conn = fresh_db(path).await?;
     exec(
         &mut conn,
@@ -326,12 +330,15 @@ pub(super) async fn write_support(
         )",
     )
     .await?;
+    let ids: Vec<String> = (0..contacts.len())
+        .map(|i| format!("C-{}", 10_001 + i))
+        .collect();
     let rows = contacts
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
+        .zip(&ids)
+        .map(|(c, id)| {
             vec![
-                V::T(format!("C-{}", 10_001 + i)),
+                V::T(id.clone()),
                 V::T(c.name.clone()),
                 V::T(c.email.clone()),
                 opt(c.phone.clone()),
@@ -398,7 +405,7 @@ pub(super) async fn write_support(
     )
     .await?;
     conn.close().await?;
-    Ok(())
+    Ok(ids)
 }
 
 fn csv_builder() -> csv::WriterBuilder {
@@ -415,11 +422,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Returns the `customer_id` of each customer, in order (the broken rows,
+/// numbered after them, are not among them).
 pub(super) fn write_shop(
     dir: &Path,
     customers: &[ShopCustomer],
     counts: &mut BTreeMap<String, usize>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let first_id = 100_001;
     let broken_ids = [first_id + customers.len(), first_id + customers.len() + 1];
@@ -518,7 +527,9 @@ pub(super) fn write_shop(
     }
     write_file(&dir.join("orders.csv"), &w.into_inner()?)?;
     counts.insert("shop/orders.csv".into(), orders.len());
-    Ok(())
+    Ok((0..customers.len())
+        .map(|i| (first_id + i).to_string())
+        .collect())
 }
 
 #[derive(Serialize)]
@@ -546,11 +557,13 @@ struct OfferJson<'a> {
     response: &'a str,
 }
 
+/// Returns the `id` of each contact, in order (the truncated line's is not
+/// among them).
 pub(super) fn write_marketing(
     dir: &Path,
     contacts: &[MarketingContact],
     counts: &mut BTreeMap<String, usize>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let ids: Vec<String> = (0..contacts.len())
         .map(|i| format!("M-{}", 50_001 + i))
@@ -605,17 +618,18 @@ pub(super) fn write_marketing(
     }
     write_file(&dir.join("offers.jsonl"), out.as_bytes())?;
     counts.insert("marketing/offers.jsonl".into(), offers.len());
-    Ok(())
+    Ok(ids)
 }
 
+/// Returns the `card_no` of each member, in order (the file is in card order).
 pub(super) fn write_loyalty(
     dir: &Path,
     members: &[Member],
     counts: &mut BTreeMap<String, usize>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut next = 101;
-    let mut numbered: Vec<(String, &Member)> = members
+    let cards: Vec<String> = members
         .iter()
         .map(|m| {
             let no = if m.showcase {
@@ -627,10 +641,11 @@ pub(super) fn write_loyalty(
                 next += 1;
                 next - 1
             };
-            (format!("FL-{no:06}"), m)
+            format!("FL-{no:06}")
         })
         .collect();
-    numbered.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut numbered: Vec<(&String, &Member)> = cards.iter().zip(members).collect();
+    numbered.sort_by(|a, b| a.0.cmp(b.0));
 
     let mut w = csv_writer();
     w.write_record([
@@ -674,5 +689,16 @@ pub(super) fn write_loyalty(
     }
     write_file(&dir.join("entitlements.csv"), &w.into_inner()?)?;
     counts.insert("loyalty/entitlements.csv".into(), n);
-    Ok(())
+    Ok(cards)
+}
+
+/// Writes the answer key `truth.csv` (`source,key,entity`). kith never reads
+/// it: it says who each record really belongs to, to measure linking against.
+pub(super) fn write_truth(path: &Path, answers: &[Answer]) -> Result<()> {
+    let mut w = csv_writer();
+    w.write_record(["source", "key", "entity"])?;
+    for a in answers {
+        w.write_record([a.source, a.key.as_str(), a.entity.to_string().as_str()])?;
+    }
+    write_file(path, &w.into_inner()?)
 }

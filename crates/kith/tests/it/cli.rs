@@ -287,3 +287,83 @@ fn generate_only_writes_sources_and_a_config_that_checks() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ok  loyalty"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolve_trains_a_model_exports_parties_and_explains_pairs() {
+    let d = tempfile::tempdir().unwrap();
+    demo(d.path());
+    let config = d.path().join("kith.toml");
+    let _api = loyalty_api(d.path()).await;
+    let export = d.path().join("parties.csv");
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "resolve",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        d.path().join("kith-model.json").exists(),
+        "a model was trained"
+    );
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(
+        exported.starts_with("source,key,party_id\n"),
+        "{exported:.80}"
+    );
+
+    // Scored against the generator's answer key: no over-merges, few splits.
+    let score = kith::demo::truth::score(&d.path().join("truth.csv"), &export).unwrap();
+    assert!(score.precision >= 0.999, "{score:?}");
+    assert!(score.recall >= 0.98, "{score:?}");
+
+    // Two records of the showcase customer (person-0 in the answer key), explained.
+    let truth = std::fs::read_to_string(d.path().join("truth.csv")).unwrap();
+    let showcase: Vec<String> = truth
+        .lines()
+        .filter(|l| l.ends_with(",person-0"))
+        .map(|l| l.rsplit_once(',').unwrap().0.replacen(',', ":", 1))
+        .collect();
+    assert_eq!(showcase.len(), 5, "{showcase:?}");
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "explain",
+        &showcase[0],
+        &showcase[1],
+        "--json",
+    ]);
+    let text_out = text(&out);
+    assert!(out.status.success(), "{text_out}");
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total: f64 = e["prior_weight"].as_f64().unwrap()
+        + e["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["weight"].as_f64().unwrap())
+            .sum::<f64>();
+    assert!(
+        (total - e["total_weight"].as_f64().unwrap()).abs() < 1e-6,
+        "{e}"
+    );
+    assert!(e["probability"].as_f64().unwrap() > 0.5, "{e}");
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "explain",
+        &showcase[0],
+        &showcase[1],
+    ]);
+    assert!(text(&out).contains("match probability"), "{}", text(&out));
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "explain",
+        &showcase[0],
+        "nope:1",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nope:1"), "{}", text(&out));
+}

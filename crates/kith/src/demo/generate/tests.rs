@@ -205,6 +205,7 @@ const FILES: &[&str] = &[
     "marketing/offers.jsonl",
     "loyalty/members.csv",
     "loyalty/entitlements.csv",
+    "truth.csv",
 ];
 
 const TABLES: &[(&str, &str)] = &[
@@ -354,6 +355,196 @@ async fn the_showcase_is_in_all_five_sources() {
             .count(),
         3
     );
+}
+
+/// A table's `id` column as text.
+async fn key_column(db: &Path, table: &str) -> BTreeSet<String> {
+    let mut conn = open(db).await;
+    let sql = format!("SELECT CAST(id AS TEXT) FROM {table}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
+}
+
+/// `truth.csv` as (source, key) → entity.
+fn read_truth(g: &Generated) -> HashMap<(String, String), String> {
+    let (header, rows) = read_csv(&g.truth_path);
+    assert_eq!(header, ["source", "key", "entity"]);
+    let truth: HashMap<(String, String), String> = rows
+        .iter()
+        .map(|r| ((r["source"].clone(), r["key"].clone()), r["entity"].clone()))
+        .collect();
+    assert_eq!(truth.len(), rows.len(), "no record is listed twice");
+    truth
+}
+
+#[tokio::test]
+async fn the_answer_key_names_every_good_record() {
+    let (dir, g) = generated(300, 7).await;
+    let d = dir.path();
+    assert_eq!(g.truth_path, d.join("truth.csv"));
+    let truth = read_truth(&g);
+    let keys_of = |source: &str| -> BTreeSet<String> {
+        truth
+            .keys()
+            .filter(|(s, _)| s == source)
+            .map(|(_, k)| k.clone())
+            .collect()
+    };
+
+    // One line per good record: the counts include the broken rows.
+    let c = |k: &str| g.counts[k];
+    let good = [
+        ("billing", c("billing.db:customers")),
+        ("support", c("support.db:contacts")),
+        ("shop", c("shop/customers.csv") - 2),
+        ("marketing", c("marketing/contacts.jsonl") - 1),
+        ("loyalty", c("loyalty/members.csv")),
+    ];
+    for (source, n) in good {
+        assert_eq!(keys_of(source).len(), n, "{source}");
+    }
+    assert_eq!(truth.len(), good.iter().map(|(_, n)| n).sum::<usize>());
+
+    // The keys are exactly the good records' keys in each source.
+    assert_eq!(
+        keys_of("billing"),
+        key_column(&d.join("billing.db"), "customers").await
+    );
+    assert_eq!(
+        keys_of("support"),
+        key_column(&d.join("support.db"), "contacts").await
+    );
+    let (_, shop) = read_csv(&d.join("shop/customers.csv"));
+    let shop_keys: BTreeSet<String> = shop.iter().map(|r| r["customer_id"].clone()).collect();
+    assert_eq!(keys_of("shop"), shop_keys);
+    let contacts = read_jsonl(&d.join("marketing/contacts.jsonl"));
+    let marketing: BTreeSet<String> = contacts
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys_of("marketing"), marketing);
+    let (_, members) = read_csv(&d.join("loyalty/members.csv"));
+    let cards: BTreeSet<String> = members.iter().map(|m| m["card_no"].clone()).collect();
+    assert_eq!(keys_of("loyalty"), cards);
+
+    // The keys go with the right rows: firms are organisations, and where
+    // an entity is in billing, its marketing and loyalty e-mails (recased at
+    // most) are billing's, which only its own records carry.
+    let mut billing = open(&d.join("billing.db")).await;
+    let mut billing_email: HashMap<String, String> = HashMap::new();
+    for r in sqlx::query("SELECT CAST(id AS TEXT), kind, email FROM customers")
+        .fetch_all(&mut billing)
+        .await
+        .unwrap()
+    {
+        let entity = &truth[&("billing".to_string(), r.get::<String, _>(0))];
+        let kind: String = r.get(1);
+        let prefix = if kind == "organisation" {
+            "org-"
+        } else {
+            "person-"
+        };
+        assert!(entity.starts_with(prefix), "{kind} {entity}");
+        billing_email.insert(entity.clone(), r.get(2));
+    }
+    let mut checked = 0;
+    let others = contacts
+        .iter()
+        .map(|c| {
+            (
+                "marketing",
+                c["id"].as_str().unwrap().to_string(),
+                c["email"].as_str().unwrap().to_string(),
+            )
+        })
+        .chain(
+            members
+                .iter()
+                .map(|m| ("loyalty", m["card_no"].clone(), m["email"].clone())),
+        );
+    for (source, key, email) in others {
+        let entity = &truth[&(source.to_string(), key)];
+        if let Some(b) = billing_email.get(entity)
+            && !email.is_empty()
+        {
+            assert_eq!(email.to_lowercase(), *b, "{source} {entity}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+
+    // The showcase's five records are one person's, and only hers.
+    let email = g.showcase_email.as_str();
+    let billing_id: String = sqlx::query("SELECT CAST(id AS TEXT) FROM customers WHERE email = ?")
+        .bind(email)
+        .fetch_one(&mut billing)
+        .await
+        .unwrap()
+        .get(0);
+    let mut support = open(&d.join("support.db")).await;
+    let support_id: String = sqlx::query("SELECT id FROM contacts WHERE email = ?")
+        .bind(email)
+        .fetch_one(&mut support)
+        .await
+        .unwrap()
+        .get(0);
+    let shop_id = shop
+        .iter()
+        .find(|r| r["email"].eq_ignore_ascii_case(email))
+        .unwrap()["customer_id"]
+        .clone();
+    let marketing_id = contacts.iter().find(|c| c["email"] == email).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hers: Vec<&String> = [
+        ("billing", billing_id),
+        ("support", support_id),
+        ("shop", shop_id),
+        ("marketing", marketing_id),
+        ("loyalty", "FL-000123".to_string()),
+    ]
+    .into_iter()
+    .map(|(s, k)| &truth[&(s.to_string(), k)])
+    .collect();
+    assert!(hers.iter().all(|e| *e == "person-0"), "{hers:?}");
+    assert_eq!(truth.values().filter(|e| *e == "person-0").count(), 5);
+}
+
+#[tokio::test]
+async fn the_answer_key_scores_itself_perfectly() {
+    let (dir, g) = generated(300, 7).await;
+    let export = dir.path().join("export.csv");
+    let text = std::fs::read_to_string(&g.truth_path).unwrap();
+    std::fs::write(
+        &export,
+        text.replacen("source,key,entity", "source,key,party_id", 1),
+    )
+    .unwrap();
+    let s = crate::demo::truth::score(&g.truth_path, &export).unwrap();
+    assert_eq!(s.records, text.lines().count() - 1);
+    assert_eq!((s.precision, s.recall, s.f1), (1.0, 1.0, 1.0));
+    assert_eq!(s.parties, s.entities);
+    assert!(s.true_pairs > 100, "people are in several sources");
+    // Everyone in one party is all over-merge; the pair counts say how much.
+    let lumped: String = std::iter::once("source,key,party_id\n".to_string())
+        .chain(
+            text.lines()
+                .skip(1)
+                .map(|l| format!("{},all\n", l.rsplit_once(',').unwrap().0)),
+        )
+        .collect();
+    std::fs::write(&export, lumped).unwrap();
+    let s = crate::demo::truth::score(&g.truth_path, &export).unwrap();
+    assert_eq!(s.parties, 1);
+    assert_eq!(s.recall, 1.0);
+    assert_eq!(s.predicted_pairs, (s.records * (s.records - 1) / 2) as u64);
+    assert_eq!(s.over_merged.len(), 1);
 }
 
 #[tokio::test]

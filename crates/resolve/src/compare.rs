@@ -1,0 +1,651 @@
+//! Graded comparison of two prepared records, attribute by attribute.
+//!
+//! Each attribute compares to one of a few *levels*, from `exact` (always
+//! level 0) down to `else`, or to [`MISSING`] when either side lacks it. A
+//! missing value is no evidence either way, so it carries no weight; a
+//! mismatch is evidence against. The levels of all attributes form the
+//! comparison [`Vector`] that the model turns into a match weight.
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::{DateParts, intersects};
+use crate::record::{Name, Prepared, Text};
+
+/// The attributes kith compares, in the order of a [`Vector`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    GivenName,
+    FamilyName,
+    DateOfBirth,
+    Email,
+    Phone,
+    ExternalId,
+    StreetNumber,
+    Street,
+    City,
+    Postcode,
+    Country,
+    OrgName,
+}
+
+/// How many attributes a [`Vector`] holds.
+pub const N_ATTRIBUTES: usize = 12;
+
+/// The level of an attribute that one or both records lack.
+pub const MISSING: u8 = u8::MAX;
+
+/// One level per attribute, in the order of [`Attribute::ALL`].
+pub type Vector = [u8; N_ATTRIBUTES];
+
+const NAME_LEVELS: &[&str] = &[
+    "exact", "nickname", "jw_0.92", "jw_0.88", "jw_0.70", "phonetic", "else",
+];
+const DATE_LEVELS: &[&str] = &[
+    "exact",
+    "day_month_swapped",
+    "month_day",
+    "one_edit",
+    "within_year",
+    "else",
+];
+const IDENTIFIER_LEVELS: &[&str] = &["exact", "one_edit", "else"];
+const TEXT_LEVELS: &[&str] = &["exact", "jw_0.90", "jw_0.70", "else"];
+const EXACT_LEVELS: &[&str] = &["exact", "else"];
+
+impl Attribute {
+    pub const ALL: [Attribute; N_ATTRIBUTES] = [
+        Attribute::GivenName,
+        Attribute::FamilyName,
+        Attribute::DateOfBirth,
+        Attribute::Email,
+        Attribute::Phone,
+        Attribute::ExternalId,
+        Attribute::StreetNumber,
+        Attribute::Street,
+        Attribute::City,
+        Attribute::Postcode,
+        Attribute::Country,
+        Attribute::OrgName,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribute::GivenName => "given_name",
+            Attribute::FamilyName => "family_name",
+            Attribute::DateOfBirth => "date_of_birth",
+            Attribute::Email => "email",
+            Attribute::Phone => "phone",
+            Attribute::ExternalId => "external_id",
+            Attribute::StreetNumber => "street_number",
+            Attribute::Street => "street",
+            Attribute::City => "city",
+            Attribute::Postcode => "postcode",
+            Attribute::Country => "country",
+            Attribute::OrgName => "org_name",
+        }
+    }
+
+    /// Labels of the levels, best first; level 0 is always `exact`.
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            Attribute::GivenName | Attribute::FamilyName => NAME_LEVELS,
+            Attribute::DateOfBirth => DATE_LEVELS,
+            Attribute::Email | Attribute::Phone | Attribute::ExternalId | Attribute::Postcode => {
+                IDENTIFIER_LEVELS
+            }
+            Attribute::Street | Attribute::City | Attribute::OrgName => TEXT_LEVELS,
+            Attribute::StreetNumber | Attribute::Country => EXACT_LEVELS,
+        }
+    }
+
+    /// Whether an exact match is weighed by how common the value is: a
+    /// shared "smith" says less than a shared "zaborowski".
+    pub fn term_frequency(self) -> bool {
+        matches!(
+            self,
+            Attribute::GivenName
+                | Attribute::FamilyName
+                | Attribute::StreetNumber
+                | Attribute::City
+                | Attribute::Postcode
+        )
+    }
+}
+
+/// Compares two records on every attribute.
+pub fn compare(a: &Prepared, b: &Prepared) -> Vector {
+    let mut v = [MISSING; N_ATTRIBUTES];
+    let (given, family) = names(a, b);
+    v[Attribute::GivenName.index()] = given;
+    v[Attribute::FamilyName.index()] = family;
+    v[Attribute::DateOfBirth.index()] = opt(&a.dob, &b.dob, |x, y| date_level(*x, *y));
+    v[Attribute::Email.index()] = identifier_lists(&a.emails, &b.emails);
+    v[Attribute::Phone.index()] = identifier_lists(&a.phones, &b.phones);
+    v[Attribute::ExternalId.index()] = external_ids(&a.external_ids, &b.external_ids);
+    v[Attribute::StreetNumber.index()] = opt(&a.street_number, &b.street_number, |x, y| {
+        u8::from(!same_text(x, y))
+    });
+    v[Attribute::Street.index()] = match (&a.street, &b.street) {
+        (Some(x), Some(y)) => text_level(x, y),
+        _ => opt(&a.street_full, &b.street_full, text_level),
+    };
+    v[Attribute::City.index()] = opt(&a.city, &b.city, text_level);
+    v[Attribute::Postcode.index()] = opt(&a.postcode, &b.postcode, |x, y| {
+        identifier_level(x.as_bytes(), y.as_bytes())
+    });
+    v[Attribute::Country.index()] = opt(&a.country, &b.country, |x, y| u8::from(!same_text(x, y)));
+    v[Attribute::OrgName.index()] = opt(&a.org, &b.org, text_level);
+    v
+}
+
+/// Whether the given and family names of `a` are those of `b` the other way
+/// round, a common data-entry error.
+pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
+    match (&a.given, &a.family, &b.given, &b.family) {
+        (Some(ag), Some(af), Some(bg), Some(bf)) => {
+            same_text(&ag.text, &bf.text)
+                && same_text(&af.text, &bg.text)
+                && !same_text(&ag.text, &bg.text)
+        }
+        _ => false,
+    }
+}
+
+fn names(a: &Prepared, b: &Prepared) -> (u8, u8) {
+    if names_swapped(a, b) {
+        return (0, 0);
+    }
+    (
+        opt(&a.given, &b.given, name_level),
+        opt(&a.family, &b.family, name_level),
+    )
+}
+
+fn opt<T>(a: &Option<T>, b: &Option<T>, f: impl FnOnce(&T, &T) -> u8) -> u8 {
+    match (a, b) {
+        (Some(x), Some(y)) => f(x, y),
+        _ => MISSING,
+    }
+}
+
+/// String equality without a call into libc's `memcmp`, which costs more
+/// than the comparison itself for the short values compared here.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[inline]
+fn same_text(a: &Text, b: &Text) -> bool {
+    same(a.as_bytes(), b.as_bytes())
+}
+
+pub(crate) fn name_level(a: &Name, b: &Name) -> u8 {
+    if same_text(&a.text, &b.text) {
+        return 0;
+    }
+    if intersects(a.nick, b.nick) {
+        return 1;
+    }
+    let jw = jw_over_070(&a.text, &b.text);
+    if jw >= 0.92 {
+        2
+    } else if jw >= 0.88 {
+        3
+    } else if jw >= 0.70 {
+        4
+    } else if a.soundex.is_some() && a.soundex == b.soundex {
+        5
+    } else {
+        6
+    }
+}
+
+pub(crate) const DATE_EXACT: u8 = 0;
+pub(crate) const DATE_SWAPPED: u8 = 1;
+pub(crate) const DATE_MONTH_DAY: u8 = 2;
+pub(crate) const DATE_ONE_EDIT: u8 = 3;
+pub(crate) const DATE_WITHIN_YEAR: u8 = 4;
+pub(crate) const DATE_ELSE: u8 = 5;
+
+pub(crate) fn date_level(a: DateParts, b: DateParts) -> u8 {
+    if a == b {
+        return DATE_EXACT;
+    }
+    let swapped = a.month == b.day && a.day == b.month;
+    match (a.year, b.year) {
+        (Some(ya), Some(yb)) => {
+            if ya == yb && swapped {
+                DATE_SWAPPED
+            } else if one_edit_apart(a, b) {
+                DATE_ONE_EDIT
+            } else if matches!((a.days(), b.days()), (Some(x), Some(y)) if (x - y).abs() <= 366) {
+                DATE_WITHIN_YEAR
+            } else {
+                DATE_ELSE
+            }
+        }
+        // A birthday without a year can only agree on the month and day.
+        _ if a.month == b.month && a.day == b.day => DATE_MONTH_DAY,
+        _ if swapped => DATE_SWAPPED,
+        _ => DATE_ELSE,
+    }
+}
+
+/// Whether the `YYYYMMDD` forms of two dates differ by one keying error:
+/// one digit changed, or two neighbouring digits swapped (`1918`, `1981`).
+fn one_edit_apart(a: DateParts, b: DateParts) -> bool {
+    fn digits(d: DateParts) -> [u8; 8] {
+        let y = d.year.unwrap_or(0);
+        let digit = |n: u16| (n % 10) as u8;
+        [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            d.month / 10,
+            d.month % 10,
+            d.day / 10,
+            d.day % 10,
+        ]
+    }
+    let (x, y) = (digits(a), digits(b));
+    let differ: Vec<usize> = (0..8).filter(|&k| x[k] != y[k]).collect();
+    match differ.as_slice() {
+        [_] => true,
+        [k, l] => *l == k + 1 && x[*k] == y[*l] && x[*l] == y[*k],
+        _ => false,
+    }
+}
+
+fn identifier_level(a: &[u8], b: &[u8]) -> u8 {
+    if same(a, b) {
+        0
+    } else if one_edit_bytes(a, b) {
+        1
+    } else {
+        2
+    }
+}
+
+fn identifier_lists(a: &[String], b: &[String]) -> u8 {
+    let mut best = MISSING;
+    for x in a {
+        for y in b {
+            best = best.min(identifier_level(x.as_bytes(), y.as_bytes()));
+        }
+    }
+    best
+}
+
+fn external_ids(a: &[(Text, Text)], b: &[(Text, Text)]) -> u8 {
+    let mut best = MISSING;
+    for (ka, va) in a {
+        for (kb, vb) in b {
+            if same_text(ka, kb) {
+                best = best.min(identifier_level(va.as_bytes(), vb.as_bytes()));
+            }
+        }
+    }
+    best
+}
+
+fn text_level(a: &Text, b: &Text) -> u8 {
+    if same_text(a, b) {
+        return 0;
+    }
+    let jw = jw_over_070(a, b);
+    if jw >= 0.90 {
+        1
+    } else if jw >= 0.70 {
+        2
+    } else {
+        3
+    }
+}
+
+/// Jaro–Winkler when it may reach 0.7, else 0. Most pairs of different
+/// people share too few letters to get there, which the precomputed letter
+/// summaries show in a few instructions, against Jaro's matching window.
+fn jw_over_070(a: &Text, b: &Text) -> f64 {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if let Some(shared) = a.letters.shared_bound(b.letters) {
+        if x.is_empty() || y.is_empty() {
+            return jw_bytes(x, y);
+        }
+        // Jaro matches are shared bytes; below 0.7 Winkler adds nothing.
+        let m = f64::from(shared.min(x.len().min(y.len()) as u32));
+        if (m / x.len() as f64 + m / y.len() as f64 + 1.0) / 3.0 < 0.7 {
+            return 0.0;
+        }
+        // A summary exists only for ASCII, so the check for it is done.
+        if x.len() <= 64 && y.len() <= 64 {
+            return jw_ascii(x, y);
+        }
+    }
+    jw_bytes(x, y)
+}
+
+/// Jaro–Winkler similarity (prefix scale 0.1, prefix up to 4, boost above
+/// 0.7), equal to `strsim::jaro_winkler`. Short ASCII strings, nearly all
+/// names and addresses, take a path without allocation: this runs a million
+/// times while the model is trained.
+pub fn jaro_winkler(a: &str, b: &str) -> f64 {
+    jw_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`jaro_winkler`] of the UTF-8 bytes of two strings.
+fn jw_bytes(x: &[u8], y: &[u8]) -> f64 {
+    if !(x.is_ascii() && y.is_ascii() && x.len() <= 64 && y.len() <= 64) {
+        let text = |b| std::str::from_utf8(b).unwrap_or_default();
+        return strsim::jaro_winkler(text(x), text(y));
+    }
+    jw_ascii(x, y)
+}
+
+/// [`jaro_winkler`] of ASCII strings of at most 64 bytes.
+fn jw_ascii(x: &[u8], y: &[u8]) -> f64 {
+    if x.is_empty() && y.is_empty() {
+        return 1.0;
+    }
+    if x.is_empty() || y.is_empty() {
+        return 0.0;
+    }
+    // Where each byte occurs in y, so a match is found with bit operations
+    // instead of scanning the window. Folded text is letters, digits and
+    // spaces, which a table by the low six bits holds without collision
+    // (bar digits with `p`–`y`, which take the full table): small enough to
+    // clear for every pair.
+    let mut positions = [0u64; 64];
+    let mut owner = [0u8; 64];
+    let mut clash = false;
+    for (j, &d) in y.iter().enumerate() {
+        let k = usize::from(d & 63);
+        clash |= positions[k] != 0 && owner[k] != d;
+        owner[k] = d;
+        positions[k] |= 1 << j;
+    }
+    if !clash {
+        return jaro_winkler_with(x, y, |c| {
+            let k = usize::from(c & 63);
+            if owner[k] == c { positions[k] } else { 0 }
+        });
+    }
+    let mut wide = [0u64; 128];
+    for (j, &d) in y.iter().enumerate() {
+        wide[usize::from(d)] |= 1 << j;
+    }
+    jaro_winkler_with(x, y, |c| wide[usize::from(c)])
+}
+
+/// Jaro–Winkler given where each byte of `x` occurs in `y` (a bit per position).
+#[inline]
+fn jaro_winkler_with(x: &[u8], y: &[u8], positions: impl Fn(u8) -> u64) -> f64 {
+    let window = (x.len().max(y.len()) / 2).saturating_sub(1);
+    let (mut fx, mut fy) = (0u64, 0u64);
+    let mut matches = 0usize;
+    for (i, &c) in x.iter().enumerate() {
+        let lo = i.saturating_sub(window);
+        let hi = (i + window + 1).min(y.len());
+        if lo >= hi {
+            break;
+        }
+        let in_window = (u64::MAX >> (64 - (hi - lo))) << lo;
+        let free = positions(c) & in_window & !fy;
+        if free != 0 {
+            fx |= 1 << i;
+            fy |= free & free.wrapping_neg();
+            matches += 1;
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    let mut transpositions = 0usize;
+    let mut rest = fy;
+    for (i, &c) in x.iter().enumerate() {
+        if fx & (1 << i) != 0 {
+            let j = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if c != y[j] {
+                transpositions += 1;
+            }
+        }
+    }
+    let m = matches as f64;
+    let jaro =
+        (m / x.len() as f64 + m / y.len() as f64 + (m - (transpositions / 2) as f64) / m) / 3.0;
+    if jaro <= 0.7 {
+        return jaro;
+    }
+    let prefix = x.iter().zip(y).take(4).take_while(|(p, q)| p == q).count();
+    jaro + 0.1 * prefix as f64 * (1.0 - jaro)
+}
+
+/// Whether `b` is `a` with at most one character inserted, deleted,
+/// substituted, or two neighbours swapped (optimal string alignment ≤ 1): the
+/// typos of a keyed-in identifier.
+pub fn within_one_edit(a: &str, b: &str) -> bool {
+    one_edit_bytes(a.as_bytes(), b.as_bytes())
+}
+
+fn one_edit_bytes(a: &[u8], b: &[u8]) -> bool {
+    if same(a, b) {
+        return true;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        // Identifiers are compared a million times in training: no allocation.
+        one_edit_slices(a, b)
+    } else {
+        let chars =
+            |b| -> Vec<char> { std::str::from_utf8(b).unwrap_or_default().chars().collect() };
+        one_edit_slices(&chars(a), &chars(b))
+    }
+}
+
+fn one_edit_slices<T: PartialEq>(x: &[T], y: &[T]) -> bool {
+    let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+    let p = short.iter().zip(long).take_while(|(c, d)| c == d).count();
+    match long.len() - short.len() {
+        0 if p == short.len() => true,
+        0 => {
+            let swapped = p + 1 < short.len()
+                && short[p] == long[p + 1]
+                && short[p + 1] == long[p]
+                && short[p + 2..] == long[p + 2..];
+            swapped || short[p + 1..] == long[p + 1..]
+        }
+        1 => short[p..] == long[p + 1..],
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kith_model::IdentityAttrs;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+    use crate::normalize::NormalizeOptions;
+
+    fn rec(given: &str, family: &str, dob: &str) -> Prepared {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Prepared::new(
+            &IdentityAttrs {
+                given_name: some(given),
+                family_name: some(family),
+                date_of_birth: some(dob),
+                ..Default::default()
+            },
+            &NormalizeOptions::default(),
+        )
+    }
+
+    fn level(a: &Prepared, b: &Prepared, attr: Attribute) -> Option<&'static str> {
+        let l = compare(a, b)[attr.index()];
+        (l != MISSING).then(|| attr.levels()[l as usize])
+    }
+
+    #[test]
+    fn jaro_winkler_matches_strsim() {
+        let mut rng = StdRng::seed_from_u64(7);
+        // Digits and p–y share low bits: both table paths are exercised.
+        let alphabet = b"abpq 01";
+        for _ in 0..5000 {
+            let word = |rng: &mut StdRng| {
+                let n = rng.random_range(0..12);
+                (0..n)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+                    .collect::<String>()
+            };
+            let (a, b) = (word(&mut rng), word(&mut rng));
+            let (ours, theirs) = (jaro_winkler(&a, &b), strsim::jaro_winkler(&a, &b));
+            assert!(
+                (ours - theirs).abs() < 1e-12,
+                "{a:?} {b:?}: {ours} {theirs}"
+            );
+        }
+        assert!((jaro_winkler("martha", "marhta") - 0.961).abs() < 1e-3);
+        assert!((jaro_winkler("zoë", "zoe") - strsim::jaro_winkler("zoë", "zoe")).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_shared_letter_bound_never_hides_a_close_pair() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for _ in 0..20_000 {
+            let word = |rng: &mut StdRng| {
+                let n = rng.random_range(1..10);
+                (0..n)
+                    .map(|_| (b'a' + rng.random_range(0..6u8)) as char)
+                    .collect::<String>()
+            };
+            let (a, b) = (word(&mut rng), word(&mut rng));
+            let jw = jaro_winkler(&a, &b);
+            let over = jw_over_070(&Text::new(&a), &Text::new(&b));
+            if jw >= 0.7 {
+                assert_eq!(over, jw, "{a} {b}");
+            } else {
+                assert!(over < 0.7, "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_edit() {
+        for (a, b) in [
+            ("1234", "1234"),
+            ("1234", "1244"),
+            ("1234", "2134"),
+            ("1234", "1243"),
+            ("1234", "123"),
+            ("1234", "01234"),
+            ("", "a"),
+            ("zoë", "zoe"),
+        ] {
+            assert!(within_one_edit(a, b), "{a} {b}");
+            assert!(within_one_edit(b, a), "{b} {a}");
+        }
+        for (a, b) in [
+            ("1234", "4321"),
+            ("1234", "12"),
+            ("1234", "1324x"),
+            ("ab", "ba c"),
+        ] {
+            assert!(!within_one_edit(a, b), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn name_levels() {
+        let r = |g: &str| rec(g, "x", "");
+        let lv = |a: &str, b: &str| level(&r(a), &r(b), Attribute::GivenName);
+        assert_eq!(lv("William", "william"), Some("exact"));
+        assert_eq!(lv("Bill", "William"), Some("nickname"));
+        assert_eq!(lv("Peggy", "Margaret"), Some("nickname"));
+        assert_eq!(lv("jonathon", "jonathan"), Some("jw_0.92"));
+        assert_eq!(lv("René", "rene"), Some("exact"));
+        assert_eq!(lv("catherine", "kathryn"), Some("nickname"));
+        assert_eq!(lv("smyth", "smith"), Some("jw_0.88"));
+        assert_eq!(lv("ashcraft", "ashcroft"), Some("jw_0.92"));
+        assert_eq!(lv("abc", "xyz"), Some("else"));
+        assert_eq!(lv("", "xyz"), None);
+        // Soundex agrees where Jaro–Winkler is below 0.7.
+        assert_eq!(lv("lee", "law"), Some("phonetic"));
+    }
+
+    #[test]
+    fn swapped_names_count_as_exact() {
+        let a = rec("lee", "ann", "");
+        let b = rec("ann", "lee", "");
+        assert_eq!(level(&a, &b, Attribute::GivenName), Some("exact"));
+        assert_eq!(level(&a, &b, Attribute::FamilyName), Some("exact"));
+        assert!(names_swapped(&a, &b));
+        let c = rec("ann", "ann", "");
+        assert!(!names_swapped(&c, &c));
+    }
+
+    #[test]
+    fn date_levels() {
+        let lv =
+            |a: &str, b: &str| level(&rec("a", "b", a), &rec("a", "b", b), Attribute::DateOfBirth);
+        assert_eq!(lv("1980-03-05", "5 March 1980"), Some("exact"));
+        assert_eq!(lv("1980-03-05", "1980-05-03"), Some("day_month_swapped"));
+        assert_eq!(lv("1980-03-05", "1981-03-05"), Some("one_edit"));
+        assert_eq!(lv("19800305", "19801305"), Some("one_edit"));
+        assert_eq!(lv("19180701", "19810701"), Some("one_edit"));
+        assert_eq!(lv("19180701", "19810702"), Some("else"));
+        assert_eq!(lv("1980-03-05", "1980-09-28"), Some("within_year"));
+        assert_eq!(lv("1980-03-05", "1990-07-15"), Some("else"));
+        assert_eq!(lv("1980-03-05", "5 March"), Some("month_day"));
+        assert_eq!(lv("1980-03-05", "3 May"), Some("day_month_swapped"));
+        assert_eq!(lv("1980-03-05", "6 March"), Some("else"));
+        assert_eq!(lv("2000-02-29", "29 February"), Some("month_day"));
+        assert_eq!(lv("2000-02-29", "2001-03-01"), Some("within_year"));
+        assert_eq!(lv("2000-02-29", ""), None);
+        assert_eq!(lv("garbage", "2000-02-29"), None);
+    }
+
+    #[test]
+    fn identifiers_and_addresses() {
+        let r = |email: &str, street: &str, postcode: &str, id: &str| {
+            let mut attrs = IdentityAttrs {
+                emails: vec![email.into()],
+                street: Some(street.into()),
+                postcode: Some(postcode.into()),
+                ..Default::default()
+            };
+            attrs.external_ids.insert("ssn".into(), id.into());
+            Prepared::new(&attrs, &NormalizeOptions::default())
+        };
+        let a = r("ann@example.com", "8 Stanley St", "4223", "5304218");
+        let b = r("ANN@example.com", "8 stanley street", "4233", "5304281");
+        assert_eq!(level(&a, &b, Attribute::Email), Some("exact"));
+        assert_eq!(level(&a, &b, Attribute::Street), Some("exact"));
+        assert_eq!(level(&a, &b, Attribute::StreetNumber), Some("exact"));
+        assert_eq!(level(&a, &b, Attribute::Postcode), Some("one_edit"));
+        assert_eq!(level(&a, &b, Attribute::ExternalId), Some("one_edit"));
+        assert_eq!(level(&a, &b, Attribute::Phone), None);
+        let c = r("bob@example.com", "9 Stanly Street", "9999", "1");
+        assert_eq!(level(&a, &c, Attribute::Email), Some("else"));
+        assert_eq!(level(&a, &c, Attribute::Street), Some("jw_0.90"));
+        assert_eq!(level(&a, &c, Attribute::StreetNumber), Some("else"));
+        assert_eq!(level(&a, &c, Attribute::Postcode), Some("else"));
+        // Ids of different names are not compared.
+        let mut d = r("x@y.com", "", "", "");
+        d.external_ids = vec![(Text::new("vat"), Text::new("5304218"))];
+        assert_eq!(level(&a, &d, Attribute::ExternalId), None);
+    }
+
+    #[test]
+    fn every_level_label_exists() {
+        for a in Attribute::ALL {
+            assert_eq!(a.levels()[0], "exact");
+            assert_eq!(Attribute::ALL[a.index()], a);
+        }
+    }
+}
