@@ -28,7 +28,7 @@ use reqwest::header::{
 };
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::file_index::index_key;
 use crate::rows::{self, Row};
@@ -1168,29 +1168,13 @@ fn to_row(v: Value) -> std::result::Result<Row, String> {
     match v {
         Value::Object(obj) => {
             let mut row = Row::new();
-            flatten("", obj, &mut row);
+            crate::rows::flatten("", obj, &mut row);
             Ok(row)
         }
         other => Err(format!(
             "expected a JSON object, found {}",
             type_name(&other)
         )),
-    }
-}
-
-fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Row) {
-    for (k, v) in obj {
-        let name = if prefix.is_empty() {
-            k
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Object(inner) => flatten(&name, inner, out),
-            other => {
-                out.insert(name, other);
-            }
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kith_model::CursorValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::file_index::FileIndexStore;
 use crate::files::{self, RowAt, RowFormat};
@@ -33,29 +33,13 @@ impl JsonlConnector {
 #[derive(Clone, Copy)]
 pub(crate) struct Jsonl;
 
-fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Row) {
-    for (k, v) in obj {
-        let name = if prefix.is_empty() {
-            k
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Object(inner) => flatten(&name, inner, out),
-            other => {
-                out.insert(name, other);
-            }
-        }
-    }
-}
-
 fn parse_line(bytes: &[u8]) -> std::result::Result<Row, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("not valid UTF-8 (at byte {} of the line)", e.valid_up_to()))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(obj)) => {
             let mut row = Row::new();
-            flatten("", obj, &mut row);
+            crate::rows::flatten("", obj, &mut row);
             Ok(row)
         }
         Ok(other) => Err(format!(

@@ -12,6 +12,24 @@ use crate::mapping::{CursorKind, FactSetMapping, SourceConfig};
 
 pub type Row = Map<String, Value>;
 
+/// Nested objects as dotted column names (`{"contact": {"email": …}}` →
+/// `contact.email`), so a mapping can name any field of a JSON document.
+pub fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Row) {
+    for (k, v) in obj {
+        let name = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) => flatten(&name, inner, out),
+            other => {
+                out.insert(name, other);
+            }
+        }
+    }
+}
+
 /// A cell as text: trimmed, `None` when empty or null.
 pub fn text(v: Option<&Value>) -> Option<String> {
     match v? {
