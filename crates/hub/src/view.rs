@@ -146,18 +146,11 @@ struct SourceAnswer {
 impl Hub {
     /// Gathers the 360 view of a party (any id that redirects to it works).
     pub async fn view(&self, party: &PartyId) -> Result<View> {
-        let party = self
+        let (party, records) = self
             .store
-            .party(party)
+            .party_records(party)
             .await?
             .ok_or_else(|| crate::Error::NotFound(format!("no party has id {party}")))?;
-        let links = self.store.links_of(&party.id).await?;
-        let mut records = Vec::with_capacity(links.len());
-        for link in &links {
-            if let Some(stored) = self.store.record(&link.record).await? {
-                records.push((link.clone(), stored));
-            }
-        }
 
         let mut by_source: BTreeMap<&str, Vec<kith_model::IdentityRecord>> = BTreeMap::new();
         for (_, s) in &records {
@@ -166,22 +159,6 @@ impl Hub {
                 .or_default()
                 .push(s.record.clone());
         }
-        let answers = join_all(self.connectors.iter().map(|c| {
-            let recs = by_source
-                .get(c.source().name.as_str())
-                .cloned()
-                .unwrap_or_default();
-            self.ask(c.as_ref(), recs)
-        }))
-        .await;
-
-        let mut sources = Vec::new();
-        let mut facts: Vec<Fact> = Vec::new();
-        for a in answers {
-            sources.push(a.view);
-            facts.extend(a.facts);
-        }
-
         // What customers contributed, anchored to their records and identifiers.
         let mut anchors: Vec<Anchor> = records
             .iter()
@@ -195,7 +172,28 @@ impl Hub {
                 }
             }
         }
-        let contributions = self.store.contributions(&anchors).await?;
+        // The hub's own reads run while the sources are asked, not after.
+        let fan_out = join_all(self.connectors.iter().map(|c| {
+            let recs = by_source
+                .get(c.source().name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            self.ask(c.as_ref(), recs)
+        }));
+        let (answers, contributions, relationships) = tokio::join!(
+            fan_out,
+            self.store.contributions(&anchors),
+            self.relationship_views(&party.id)
+        );
+        let (contributions, relationships) = (contributions?, relationships?);
+
+        let mut sources = Vec::new();
+        let mut facts: Vec<Fact> = Vec::new();
+        for a in answers {
+            sources.push(a.view);
+            facts.extend(a.facts);
+        }
+
         let fetched_at = Utc::now();
         let contributed = contributions.len();
         for c in contributions {
@@ -277,24 +275,6 @@ impl Hub {
                 updated_at: s.record.updated_at,
             })
             .collect();
-        let mut relationships = Vec::new();
-        for r in self.store.relationships_of(&party.id).await? {
-            let outgoing = r.from == party.id;
-            let role = match (r.kind, outgoing) {
-                (RelationKind::Household, _) => "member",
-                (RelationKind::EmployeeOf, true) => "employee",
-                (RelationKind::EmployeeOf, false) => "employer",
-            };
-            let other = if outgoing { r.to } else { r.from };
-            let name = self.party_name(&other).await?;
-            relationships.push(RelationshipView {
-                kind: r.kind,
-                role,
-                party: other,
-                name,
-                evidence: r.evidence,
-            });
-        }
         Ok(View {
             party: party.id,
             kind: party.kind,
@@ -308,6 +288,29 @@ impl Hub {
             facts,
             relationships,
         })
+    }
+
+    /// The party's relationships, with the other party's name.
+    async fn relationship_views(&self, party: &PartyId) -> Result<Vec<RelationshipView>> {
+        let mut out = Vec::new();
+        for r in self.store.relationships_of(party).await? {
+            let outgoing = &r.from == party;
+            let role = match (r.kind, outgoing) {
+                (RelationKind::Household, _) => "member",
+                (RelationKind::EmployeeOf, true) => "employee",
+                (RelationKind::EmployeeOf, false) => "employer",
+            };
+            let other = if outgoing { r.to } else { r.from };
+            let name = self.party_name(&other).await?;
+            out.push(RelationshipView {
+                kind: r.kind,
+                role,
+                party: other,
+                name,
+                evidence: r.evidence,
+            });
+        }
+        Ok(out)
     }
 
     /// A display name for a party, from its records in the index.

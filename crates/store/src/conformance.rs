@@ -173,6 +173,7 @@ checks![
     redirects_refuse_cycles,
     links_set_replace_and_resolve,
     set_links_is_atomic,
+    party_records_read_all_at_once,
     retire_party_requires_no_links,
     relationships_replace_all,
     file_index_replace_and_offsets,
@@ -858,6 +859,54 @@ async fn set_links_is_atomic(s: &dyn HubStore) -> Outcome {
         None,
         "a refused batch leaves nothing behind"
     );
+    Ok(())
+}
+
+async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    s.upsert_records(
+        &[
+            entry("crm", "1", "ann@example.com"),
+            entry("shop", "9", "ann@example.com"),
+            entry("crm", "2", "bob@example.com"),
+        ],
+        t(100),
+    )
+    .await?;
+    s.set_links(&[
+        link(&rec("crm", "1"), &a.id, 10),
+        link(&rec("shop", "9"), &b.id, 11),
+        link(&rec("crm", "2"), &b.id, 12),
+    ])
+    .await?;
+    ensure_eq!(
+        s.party_records(&PartyId::generate(t(3))).await?,
+        None,
+        "an unknown party"
+    );
+    let (party, pairs) = s.party_records(&b.id).await?.expect("b exists");
+    ensure_eq!(party, b.clone(), "the party");
+    let want_links = s.links_of(&b.id).await?;
+    let got_links: Vec<Link> = pairs.iter().map(|(l, _)| l.clone()).collect();
+    ensure_eq!(got_links, want_links, "the same links as links_of");
+    for (l, r) in &pairs {
+        ensure_eq!(
+            Some(r.clone()),
+            s.record(&l.record).await?,
+            "each record as record() reads it"
+        );
+    }
+    // Through a redirect, after the links moved to the survivor.
+    s.set_links(&[
+        link(&rec("shop", "9"), &a.id, 20),
+        link(&rec("crm", "2"), &a.id, 21),
+    ])
+    .await?;
+    s.redirect_party(&b.id, &a.id, t(30)).await?;
+    let (party, pairs) = s.party_records(&b.id).await?.expect("b answers a");
+    ensure_eq!(party.id, a.id.clone(), "redirected");
+    ensure_eq!(pairs.len(), 3, "all three records");
     Ok(())
 }
 

@@ -63,6 +63,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
+            // A local file does not go away between uses: skip the ping per acquire.
+            .test_before_acquire(false)
             // A few readers beside the one writer WAL allows at a time.
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
@@ -84,6 +86,8 @@ impl SqliteStore {
         // Every connection to `:memory:` is its own database, so the pool holds
         // exactly one connection and never lets it expire.
         let pool = SqlitePoolOptions::new()
+            // A local file does not go away between uses: skip the ping per acquire.
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -349,6 +353,62 @@ impl HubStore for SqliteStore {
         .ctx("read party")?;
         tx.commit().await.ctx("end read")?;
         row.as_ref().map(party_row).transpose()
+    }
+
+    async fn party_records(
+        &self,
+        id: &PartyId,
+    ) -> Result<Option<(Party, Vec<(Link, StoredRecord)>)>> {
+        // One read transaction for what a view needs before its fan-out: a
+        // call per record would cost a round trip to SQLite's worker each.
+        let mut tx = self.read().await?;
+        let id = resolve(&mut tx, id.as_str()).await?;
+        let party = sqlx::query(
+            "SELECT id, kind, created_at, founding_source, founding_key FROM parties WHERE id = ?",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await
+        .ctx("read party")?;
+        let Some(party) = party else {
+            tx.commit().await.ctx("end read")?;
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
+             r.first_seen, r.last_seen, l.party_id, l.rule, l.score, l.evidence, l.linked_at \
+             FROM links l JOIN records r ON r.source = l.source AND r.key = l.key \
+             WHERE l.party_id = ? ORDER BY r.source, r.key",
+        )
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("read party records")?;
+        let id_rows = sqlx::query(
+            "SELECT i.source, i.key, i.identifier FROM identifiers i \
+             JOIN links l ON l.source = i.source AND l.key = i.key \
+             WHERE l.party_id = ? ORDER BY i.source, i.key, i.identifier",
+        )
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("read party identifiers")?;
+        tx.commit().await.ctx("end read")?;
+        let mut identifiers: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for row in id_rows {
+            const W: &str = "identifiers";
+            identifiers
+                .entry((get(&row, "source", W)?, get(&row, "key", W)?))
+                .or_default()
+                .push(get(&row, "identifier", W)?);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let k: (String, String) = (get(row, "source", "records")?, get(row, "key", "records")?);
+            let ids = identifiers.remove(&k).unwrap_or_default();
+            out.push((link_row(row)?, stored_record(row, ids)?));
+        }
+        Ok(Some((party_row(&party)?, out)))
     }
 
     async fn parties(&self) -> Result<Vec<Party>> {
