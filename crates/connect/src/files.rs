@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use futures::StreamExt;
 use kith_model::{CursorValue, Quarantined};
 
 use crate::file_index::{FileIndexStore, index_key, stamp_of};
@@ -119,10 +118,7 @@ pub(crate) async fn scan<F: RowFormat>(
             }
         }
     });
-    Ok(
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-            .boxed(),
-    )
+    Ok(crate::channel_stream(rx))
 }
 
 /// Makes sure the index of `path` by `join` matches the file as it is now,

@@ -886,10 +886,7 @@ impl Connector for HttpConnector {
                 };
             }
         });
-        Ok(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-                .boxed(),
-        )
+        Ok(crate::channel_stream(rx))
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<LookupResult> {

@@ -176,6 +176,14 @@ pub enum ScanItem {
 /// The identity rows of a source, read in order; an `Err` ends the scan.
 pub type ScanStream = BoxStream<'static, Result<ScanItem>>;
 
+/// The receiving end of a scan task as a [`ScanStream`]: every connector's
+/// scan runs as a task feeding a bounded channel, so a slow consumer applies
+/// back-pressure instead of the whole source landing in memory.
+pub(crate) fn channel_stream(rx: tokio::sync::mpsc::Receiver<Result<ScanItem>>) -> ScanStream {
+    use futures::StreamExt;
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }).boxed()
+}
+
 /// A batched fact lookup for the records of one party (or several).
 #[derive(Debug, Clone)]
 pub struct LookupRequest {

@@ -383,7 +383,7 @@ impl Connector for MysqlConnector {
                 }
             }
         });
-        Ok(sql_common::channel_stream(rx))
+        Ok(crate::channel_stream(rx))
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<LookupResult> {

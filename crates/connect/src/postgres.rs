@@ -371,7 +371,7 @@ impl Connector for PostgresConnector {
                 }
             }
         });
-        Ok(sql_common::channel_stream(rx))
+        Ok(crate::channel_stream(rx))
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<LookupResult> {

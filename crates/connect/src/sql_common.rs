@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kith_model::{CursorValue, IdentityRecord, Quarantined, Timestamp};
 use serde_json::Value;
 
 use crate::mapping::{CursorKind, FactSetMapping};
 use crate::rows::{self, Row};
 use crate::server_sql::SqlServerConfig;
-use crate::{Error, Result, ScanItem, ScanStream, SourceConfig};
+use crate::{Error, Result, ScanItem, SourceConfig};
 
 /// Join values per query: enough to make one round trip serve a large
 /// party (or a whole sync batch), few enough to keep plans and packets small.
@@ -253,11 +252,6 @@ pub(crate) fn quarantined(
         reason,
         seen_at: now,
     })
-}
-
-/// The receiving end of a scan task as a stream.
-pub(crate) fn channel_stream(rx: tokio::sync::mpsc::Receiver<Result<ScanItem>>) -> ScanStream {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }).boxed()
 }
 
 /// Failing to connect, whatever the reason (refused, unknown host, TLS,

@@ -171,33 +171,15 @@ impl Connector for SqliteConnector {
                         context: format!("scan of {}", source.identity.from),
                         error,
                     }),
-                    Ok(r) => {
-                        let row = to_row(&r);
-                        match rows::identity(&source, &row) {
-                            Ok(rec) => {
-                                if let (Some(s), Some(c)) = (&since, &rec.cursor)
-                                    && c < s
-                                {
-                                    continue;
-                                }
-                                Ok(ScanItem::Record(rec))
-                            }
-                            Err(reason) => {
-                                let key = rows::text(row.get(&source.identity.key));
-                                Ok(ScanItem::Quarantined(kith_model::Quarantined {
-                                    source: source.name.clone(),
-                                    location: format!(
-                                        "table {} key {}",
-                                        source.identity.from,
-                                        key.as_deref().unwrap_or("(none)")
-                                    ),
-                                    key,
-                                    reason,
-                                    seen_at: now,
-                                }))
-                            }
-                        }
-                    }
+                    Ok(r) => match crate::sql_common::scan_item(
+                        &source,
+                        since.as_ref(),
+                        &to_row(&r),
+                        now,
+                    ) {
+                        Some(item) => Ok(item),
+                        None => continue,
+                    },
                 };
                 let stop = item.is_err();
                 if tx.send(item).await.is_err() || stop {
@@ -205,10 +187,7 @@ impl Connector for SqliteConnector {
                 }
             }
         });
-        Ok(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-                .boxed(),
-        )
+        Ok(crate::channel_stream(rx))
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<LookupResult> {
