@@ -22,7 +22,7 @@ use chrono::Utc;
 use kith_model::{
     Link, Party, PartyId, PartyKind, RecordRef, RelationKind, Relationship, normalize,
 };
-use kith_store::StoredRecord;
+use kith_store::{ReviewStatus, StoredRecord};
 use serde::Serialize;
 
 use crate::{Hub, Result, SyncObserver};
@@ -45,6 +45,10 @@ pub struct LinkReport {
     pub skipped_blocks: u64,
     /// Pairs the model would link that a never-link rule refused.
     pub vetoed: u64,
+    /// Pairs in the model's uncertain band put in the review queue this run.
+    pub queued_for_review: u64,
+    /// Review decisions (accepted or rejected pairs) applied.
+    pub decisions: u64,
 }
 
 struct UnionFind(Vec<usize>);
@@ -88,16 +92,52 @@ impl Hub {
                 by_identifier.entry(id.as_str()).or_default().push(i);
             }
         }
+        // People's review decisions, by record index: accepted pairs always
+        // link, rejected pairs never link directly.
+        let position: HashMap<&RecordRef, u32> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.record.record, i as u32))
+            .collect();
+        let mut accepted: Vec<(u32, u32)> = Vec::new();
+        let mut rejected: std::collections::HashSet<(u32, u32)> = Default::default();
+        let mut decided: std::collections::HashSet<(u32, u32)> = Default::default();
+        for pair in self.store.review_pairs(None).await? {
+            let (Some(&a), Some(&b)) = (position.get(&pair.a), position.get(&pair.b)) else {
+                continue;
+            };
+            let key = (a.min(b), a.max(b));
+            match pair.status {
+                ReviewStatus::Accepted => {
+                    accepted.push(key);
+                    decided.insert(key);
+                }
+                ReviewStatus::Rejected => {
+                    rejected.insert(key);
+                    decided.insert(key);
+                }
+                ReviewStatus::Pending => {}
+            }
+        }
         let mut exact: Vec<(u32, u32)> = Vec::new();
         for (id, members) in &by_identifier {
             if members.len() > self.settings.common_identifier_limit {
                 report.common_identifiers.push((*id).to_string());
                 continue;
             }
-            for w in members.windows(2) {
-                exact.push((w[0] as u32, w[1] as u32));
+            // Every pair (groups are small), so one rejected pair does not
+            // cut the others that share the identifier apart.
+            for (x, &a) in members.iter().enumerate() {
+                for &b in &members[x + 1..] {
+                    let key = (a as u32, b as u32);
+                    if !rejected.contains(&key) {
+                        exact.push(key);
+                    }
+                }
             }
         }
+        exact.extend(accepted.iter().copied());
+        report.decisions = decided.len() as u64;
         let mut scored: HashMap<(u32, u32), f64> = HashMap::new();
         let clusters: Vec<Vec<usize>> = match &self.model {
             None => {
@@ -122,7 +162,22 @@ impl Hub {
                     .map(|r| r.skipped_block_count as u64)
                     .sum();
                 let mut edges: Vec<(u32, u32, f64)> = Vec::new();
+                let mut unsure: Vec<(RecordRef, RecordRef, f64)> = Vec::new();
                 for (a, b, p) in kith_resolve::score_pairs(model, &prepared, &pairs) {
+                    let key = (a.min(b), a.max(b));
+                    if rejected.contains(&key) {
+                        continue;
+                    }
+                    if model.decide(p).review
+                        && !decided.contains(&key)
+                        && !never_link(&prepared[a as usize], &prepared[b as usize])
+                    {
+                        unsure.push((
+                            records[a as usize].record.record.clone(),
+                            records[b as usize].record.record.clone(),
+                            p,
+                        ));
+                    }
                     if p < model.threshold {
                         continue;
                     }
@@ -133,7 +188,9 @@ impl Hub {
                     scored.insert((a.min(b), a.max(b)), p);
                     edges.push((a, b, p));
                 }
-                // Shared identifiers always link, whatever the model says.
+                report.queued_for_review = unsure.len() as u64;
+                self.store.queue_for_review(&unsure, now).await?;
+                // Shared identifiers and accepted pairs always link, whatever the model says.
                 edges.extend(exact.iter().map(|&(a, b)| (a, b, 1.0)));
                 let labels = kith_resolve::cluster(
                     &prepared,

@@ -112,6 +112,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The clerical review queue: pairs the match model was unsure of.
+    Review {
+        #[command(subcommand)]
+        action: Option<ReviewAction>,
+    },
     /// Validate the configuration and try to reach every source.
     Check,
     /// List rows that could not be read, with where they are and why.
@@ -121,6 +126,32 @@ pub enum Command {
         source: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewAction {
+    /// List pending pairs (the default), or every pair with --all.
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The two records are the same party: always link them.
+    Accept {
+        a: String,
+        b: String,
+        /// Who decided (recorded with the decision and in the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// The two records are different parties: never link them directly.
+    Reject {
+        a: String,
+        b: String,
+        #[arg(long, default_value = "cli")]
+        by: String,
     },
 }
 
@@ -154,6 +185,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             view(&app, &query, json).await
         }
         Command::Check => check(&cli.config).await,
+        Command::Review { action } => {
+            let app = App::open(&cli.config).await?;
+            review(
+                &app,
+                action.unwrap_or(ReviewAction::List {
+                    all: false,
+                    json: false,
+                }),
+            )
+            .await
+        }
         Command::Train { seed, u_pairs } => {
             let mut app = App::open(&cli.config).await?;
             train(&mut app, seed, u_pairs).await
@@ -164,11 +206,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Explain { a, b, json } => {
             let app = App::open(&cli.config).await?;
-            let parse = |s: &str| {
-                kith_model::RecordRef::parse(s)
-                    .with_context(|| format!("{s:?} is not a record reference (write source:key)"))
-            };
-            let e = app.hub.explain(&parse(&a)?, &parse(&b)?).await?;
+            let e = app.hub.explain(&record_ref(&a)?, &record_ref(&b)?).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
@@ -229,6 +267,74 @@ async fn sync(app: &App, full: bool, json: bool) -> Result<()> {
                 .join(", ")
         );
     }
+    Ok(())
+}
+
+fn record_ref(s: &str) -> Result<kith_model::RecordRef> {
+    kith_model::RecordRef::parse(s)
+        .with_context(|| format!("{s:?} is not a record reference (write source:key)"))
+}
+
+async fn review(app: &App, action: ReviewAction) -> Result<()> {
+    use kith_store::ReviewStatus;
+    let store = app.hub.store();
+    let (a, b, status, by) = match action {
+        ReviewAction::List { all, json } => {
+            let pairs = store
+                .review_pairs((!all).then_some(ReviewStatus::Pending))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pairs)?);
+            } else if pairs.is_empty() {
+                println!("the review queue is empty");
+            } else {
+                for p in &pairs {
+                    let prob = p
+                        .probability
+                        .map(|p| format!("{p:.3}"))
+                        .unwrap_or_else(|| "—".into());
+                    let who = p.decided_by.as_deref().unwrap_or("");
+                    println!(
+                        "{:<9} {prob:>6}  {}  {}  {who}",
+                        p.status.as_str(),
+                        p.a,
+                        p.b
+                    );
+                }
+                println!(
+                    "\nkith review accept|reject SOURCE:KEY SOURCE:KEY; kith explain shows why"
+                );
+            }
+            return Ok(());
+        }
+        ReviewAction::Accept { a, b, by } => (a, b, ReviewStatus::Accepted, by),
+        ReviewAction::Reject { a, b, by } => (a, b, ReviewStatus::Rejected, by),
+    };
+    let (a, b) = (record_ref(&a)?, record_ref(&b)?);
+    for r in [&a, &b] {
+        if store.record(r).await?.is_none() {
+            anyhow::bail!("no record {r} in the identity index");
+        }
+    }
+    let now = chrono::Utc::now();
+    store.decide_review(&a, &b, status, &by, now).await?;
+    store
+        .audit(&AuditEntry {
+            at: now,
+            actor: by.clone(),
+            action: format!("review {}", status.as_str()),
+            party: None,
+            detail: format!("{a} {b}"),
+        })
+        .await?;
+    // The decision takes effect now, not at the next sync.
+    let report = app.hub.link(&()).await?;
+    println!(
+        "{} {a} and {b}; re-linked: {} parties, {} links changed",
+        status.as_str(),
+        report.parties,
+        report.links_changed
+    );
     Ok(())
 }
 

@@ -174,6 +174,7 @@ checks![
     links_set_replace_and_resolve,
     set_links_is_atomic,
     party_records_read_all_at_once,
+    review_queue_keeps_decisions,
     retire_party_requires_no_links,
     relationships_replace_all,
     file_index_replace_and_offsets,
@@ -907,6 +908,51 @@ async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
     let (party, pairs) = s.party_records(&b.id).await?.expect("b answers a");
     ensure_eq!(party.id, a.id.clone(), "redirected");
     ensure_eq!(pairs.len(), 3, "all three records");
+    Ok(())
+}
+
+async fn review_queue_keeps_decisions(s: &dyn HubStore) -> Outcome {
+    use crate::ReviewStatus as R;
+    let (a, b, c) = (rec("crm", "1"), rec("shop", "9"), rec("crm", "2"));
+    s.queue_for_review(
+        &[(b.clone(), a.clone(), 0.6), (a.clone(), c.clone(), 0.9)],
+        t(10),
+    )
+    .await?;
+    let pending = s.review_pairs(Some(R::Pending)).await?;
+    ensure_eq!(pending.len(), 2, "two pending pairs");
+    ensure_eq!(pending[0].probability, Some(0.9), "most likely first");
+    ensure_eq!(
+        (&pending[1].a, &pending[1].b),
+        (&a, &b),
+        "pairs kept in order"
+    );
+    s.decide_review(&b, &a, R::Rejected, "staff:ann", t(20))
+        .await?;
+    // Queuing again does not undo a decision.
+    s.queue_for_review(&[(a.clone(), b.clone(), 0.7)], t(30))
+        .await?;
+    let rejected = s.review_pairs(Some(R::Rejected)).await?;
+    ensure_eq!(rejected.len(), 1, "one rejected pair");
+    ensure_eq!(
+        rejected[0].decided_by.as_deref(),
+        Some("staff:ann"),
+        "who decided"
+    );
+    ensure_eq!(
+        rejected[0].probability,
+        Some(0.6),
+        "the decided pair was left alone"
+    );
+    // A pair nobody queued can be decided too.
+    s.decide_review(&b, &c, R::Accepted, "staff:bob", t(40))
+        .await?;
+    ensure_eq!(s.review_pairs(None).await?.len(), 3, "all pairs");
+    expect_invalid(
+        s.decide_review(&a, &a, R::Accepted, "staff:bob", t(50))
+            .await,
+        "a record against itself",
+    )?;
     Ok(())
 }
 

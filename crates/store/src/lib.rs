@@ -88,6 +88,49 @@ pub enum Suppression {
     IdentifierHash { hash: String },
 }
 
+/// Where a pair stands in the clerical review queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// The model was unsure; nobody has decided yet.
+    Pending,
+    /// A person confirmed the two records are the same party: they always link.
+    Accepted,
+    /// A person said they are not: they never link.
+    Rejected,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Accepted => "accepted",
+            ReviewStatus::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ReviewStatus::Pending),
+            "accepted" => Some(ReviewStatus::Accepted),
+            "rejected" => Some(ReviewStatus::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// A pair of records in the review queue, `a` < `b`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewPair {
+    pub a: RecordRef,
+    pub b: RecordRef,
+    /// The model's match probability when it was queued, if the model queued it.
+    pub probability: Option<f64>,
+    pub status: ReviewStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub queued_at: Timestamp,
+}
+
 /// One line of the audit log: who did what to whose data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -221,6 +264,29 @@ pub trait HubStore: Send + Sync {
     /// Contributions anchored to any of these anchors, oldest first (by
     /// `created_at`, then id), each with its party resolved through redirects.
     async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>>;
+
+    // --- review -----------------------------------------------------------
+
+    /// Queues pairs the model was unsure of (`(a, b, probability)`, in any
+    /// order). A pair already queued gets the new probability; a decided pair
+    /// is left as it is.
+    async fn queue_for_review(
+        &self,
+        pairs: &[(RecordRef, RecordRef, f64)],
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Records a person's decision about two records, queued or not.
+    async fn decide_review(
+        &self,
+        a: &RecordRef,
+        b: &RecordRef,
+        status: ReviewStatus,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// The queue, optionally only pairs in one status; pending pairs by falling
+    /// probability, others by decision time.
+    async fn review_pairs(&self, status: Option<ReviewStatus>) -> Result<Vec<ReviewPair>>;
 
     // --- suppression ------------------------------------------------------
 

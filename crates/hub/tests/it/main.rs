@@ -652,3 +652,64 @@ async fn a_model_links_nicknames_at_one_address_but_never_household_members() {
     );
     assert!(r.vetoed >= 1, "{r:?}");
 }
+
+#[tokio::test]
+async fn review_decisions_are_respected_by_every_later_run() {
+    use kith_store::ReviewStatus;
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let (bob, dan) = (RecordRef::new("billing", "2"), RecordRef::new("shop", "s2"));
+    assert_ne!(
+        party_of(w.store.as_ref(), "billing", "2").await,
+        party_of(w.store.as_ref(), "shop", "s2").await
+    );
+    // A person says Bob and Dan are one customer: they link, and stay linked.
+    w.store
+        .decide_review(
+            &bob,
+            &dan,
+            ReviewStatus::Accepted,
+            "staff:ann",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let r = hub.link(&()).await.unwrap();
+    assert_eq!(r.decisions, 1);
+    assert_eq!(
+        party_of(w.store.as_ref(), "billing", "2").await,
+        party_of(w.store.as_ref(), "shop", "s2").await
+    );
+    hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    assert_eq!(
+        party_of(w.store.as_ref(), "billing", "2").await,
+        party_of(w.store.as_ref(), "shop", "s2").await
+    );
+
+    // Ann's shop record shares her e-mail and phone, but a person rejects the pair.
+    let (ann_billing, ann_shop) = (RecordRef::new("billing", "1"), RecordRef::new("shop", "s1"));
+    w.store
+        .decide_review(
+            &ann_billing,
+            &ann_shop,
+            ReviewStatus::Rejected,
+            "staff:ann",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    // Marketing's M-1 shares the e-mail with both, so they still meet through it;
+    // without M-1 the rejection separates them.
+    w.write(
+        "marketing/contacts.jsonl",
+        "{\"id\":\"M-9\",\"name\":\"Eve Prospect\",\"email\":\"eve@example.com\"}\n",
+    );
+    hub.sync(SyncOptions { full: true }, &()).await.unwrap();
+    assert_ne!(
+        party_of(w.store.as_ref(), "billing", "1").await,
+        party_of(w.store.as_ref(), "shop", "s1").await,
+        "a rejected pair is not linked directly"
+    );
+}

@@ -366,4 +366,34 @@ async fn resolve_trains_a_model_exports_parties_and_explains_pairs() {
     ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("nope:1"), "{}", text(&out));
+
+    // The review queue answers, and a decision re-links at once.
+    let out = kith(&["--config", config.to_str().unwrap(), "review"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "review",
+        "accept",
+        &showcase[0],
+        &showcase[1],
+        "--by",
+        "staff:test",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("accepted") && text(&out).contains("re-linked"),
+        "{}",
+        text(&out)
+    );
+    let out = kith(&[
+        "--config",
+        config.to_str().unwrap(),
+        "review",
+        "list",
+        "--all",
+        "--json",
+    ]);
+    let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decided[0]["decided_by"], "staff:test", "{decided}");
 }

@@ -28,9 +28,14 @@ use self::sql::{
 use self::upsert::{UPSERT_CHUNK, upsert_chunk};
 use crate::error::QueryContext;
 use crate::{
-    AuditEntry, Error, HubStore, IndexEntry, NewContribution, Result, StoredRecord, Suppression,
-    SyncState, UpsertCounts,
+    AuditEntry, Error, HubStore, IndexEntry, NewContribution, Result, ReviewPair, ReviewStatus,
+    StoredRecord, Suppression, SyncState, UpsertCounts,
 };
+
+/// A pair in the order the review table keeps it.
+fn ordered<'a>(a: &'a RecordRef, b: &'a RecordRef) -> (&'a RecordRef, &'a RecordRef) {
+    if a <= b { (a, b) } else { (b, a) }
+}
 
 /// The embedded [`HubStore`]: a single SQLite file in WAL mode.
 ///
@@ -795,6 +800,106 @@ impl HubStore for SqliteStore {
     }
 
     // --- suppression --------------------------------------------------------
+
+    async fn queue_for_review(
+        &self,
+        pairs: &[(RecordRef, RecordRef, f64)],
+        at: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        for (a, b, p) in pairs {
+            let (a, b) = ordered(a, b);
+            sqlx::query(
+                "INSERT INTO review_pairs (a_source, a_key, b_source, b_key, probability, status, queued_at) \
+                 VALUES (?, ?, ?, ?, ?, 'pending', ?) \
+                 ON CONFLICT (a_source, a_key, b_source, b_key) DO UPDATE SET \
+                 probability = excluded.probability WHERE review_pairs.status = 'pending'",
+            )
+            .bind(a.source.as_str())
+            .bind(a.key.as_str())
+            .bind(b.source.as_str())
+            .bind(b.key.as_str())
+            .bind(*p)
+            .bind(ts(at))
+            .execute(&mut *tx)
+            .await
+            .ctx("queue review pair")?;
+        }
+        tx.commit().await.ctx("commit review queue")
+    }
+
+    async fn decide_review(
+        &self,
+        a: &RecordRef,
+        b: &RecordRef,
+        status: ReviewStatus,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        if a == b {
+            return Err(Error::Invalid(format!(
+                "{a} cannot be reviewed against itself"
+            )));
+        }
+        if status == ReviewStatus::Pending {
+            return Err(Error::Invalid("a decision is accepted or rejected".into()));
+        }
+        let (a, b) = ordered(a, b);
+        sqlx::query(
+            "INSERT INTO review_pairs (a_source, a_key, b_source, b_key, status, decided_by, decided_at, queued_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (a_source, a_key, b_source, b_key) DO UPDATE SET \
+             status = excluded.status, decided_by = excluded.decided_by, decided_at = excluded.decided_at",
+        )
+        .bind(a.source.as_str())
+        .bind(a.key.as_str())
+        .bind(b.source.as_str())
+        .bind(b.key.as_str())
+        .bind(status.as_str())
+        .bind(by)
+        .bind(ts(at))
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await
+        .ctx("decide review pair")?;
+        Ok(())
+    }
+
+    async fn review_pairs(&self, status: Option<ReviewStatus>) -> Result<Vec<ReviewPair>> {
+        let rows = sqlx::query(
+            "SELECT a_source, a_key, b_source, b_key, probability, status, decided_by, decided_at, queued_at \
+             FROM review_pairs WHERE (?1 IS NULL OR status = ?1) \
+             ORDER BY status, probability DESC, decided_at, a_source, a_key, b_source, b_key",
+        )
+        .bind(status.map(ReviewStatus::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("read review queue")?;
+        const W: &str = "review_pairs";
+        rows.iter()
+            .map(|row| {
+                let status: String = get(row, "status", W)?;
+                Ok(ReviewPair {
+                    a: RecordRef::new(
+                        get::<String>(row, "a_source", W)?,
+                        get::<String>(row, "a_key", W)?,
+                    ),
+                    b: RecordRef::new(
+                        get::<String>(row, "b_source", W)?,
+                        get::<String>(row, "b_key", W)?,
+                    ),
+                    probability: get(row, "probability", W)?,
+                    status: ReviewStatus::parse(&status).ok_or_else(|| Error::Corrupt {
+                        what: W,
+                        detail: format!("unknown status {status:?}"),
+                    })?,
+                    decided_by: get(row, "decided_by", W)?,
+                    decided_at: parse_opt_ts(get(row, "decided_at", W)?, W)?,
+                    queued_at: parse_ts(&get::<String>(row, "queued_at", W)?, W)?,
+                })
+            })
+            .collect()
+    }
 
     async fn suppress(&self, item: &Suppression, reason: &str, at: Timestamp) -> Result<()> {
         let (kind, value) = suppression_row(item);
