@@ -32,6 +32,18 @@ use crate::{
     StoredRecord, Suppression, SyncState, UpsertCounts,
 };
 
+/// `(source, key, identifier)` rows grouped by record.
+fn by_record(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashMap<(String, String), Vec<String>>> {
+    const W: &str = "identifiers";
+    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for row in rows {
+        out.entry((get(row, "source", W)?, get(row, "key", W)?))
+            .or_default()
+            .push(get(row, "identifier", W)?);
+    }
+    Ok(out)
+}
+
 /// A pair in the order the review table keeps it.
 fn ordered<'a>(a: &'a RecordRef, b: &'a RecordRef) -> (&'a RecordRef, &'a RecordRef) {
     if a <= b { (a, b) } else { (b, a) }
@@ -247,14 +259,7 @@ impl HubStore for SqliteStore {
         .ctx("read identifiers")?;
         tx.commit().await.ctx("end read")?;
 
-        let mut identifiers: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for row in id_rows {
-            const W: &str = "identifiers";
-            identifiers
-                .entry((get(&row, "source", W)?, get(&row, "key", W)?))
-                .or_default()
-                .push(get(&row, "identifier", W)?);
-        }
+        let mut identifiers = by_record(&id_rows)?;
         rows.iter()
             .map(|row| {
                 let k: (String, String) =
@@ -399,14 +404,7 @@ impl HubStore for SqliteStore {
         .await
         .ctx("read party identifiers")?;
         tx.commit().await.ctx("end read")?;
-        let mut identifiers: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for row in id_rows {
-            const W: &str = "identifiers";
-            identifiers
-                .entry((get(&row, "source", W)?, get(&row, "key", W)?))
-                .or_default()
-                .push(get(&row, "identifier", W)?);
-        }
+        let mut identifiers = by_record(&id_rows)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let k: (String, String) = (get(row, "source", "records")?, get(row, "key", "records")?);
