@@ -12,6 +12,9 @@ pub enum Error {
     Store(#[from] kith_store::Error),
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts what is stored (dispute the only record of a party).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{query} is held by several parties: {}; ask by party id", parties.join(", "))]
     Ambiguous { query: String, parties: Vec<String> },
 }

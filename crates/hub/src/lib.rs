@@ -8,10 +8,12 @@
 //!   concurrently and with per-source timeouts, and merges them with
 //!   provenance, conflicts and survivorship.
 
+mod customer;
 mod error;
 mod file_index;
 mod identifiers;
 mod link;
+mod search;
 mod settings;
 mod sync;
 mod view;
@@ -23,10 +25,12 @@ use kith_connect::{ConnectCtx, Connector, SourceConfig};
 use kith_model::{PartyId, RecordRef, normalize};
 use kith_store::HubStore;
 
+pub use customer::{Audience, SignInRefusal, SignInTarget, mask_identifier};
 pub use error::{Error, Result};
 pub use file_index::StoreFileIndex;
 pub use identifiers::identifiers_of;
 pub use link::LinkReport;
+pub use search::SearchHit;
 pub use settings::{HubSettings, Survivorship};
 pub use sync::{SourceSyncReport, SyncObserver, SyncOptions, SyncReport};
 pub use view::{AttributeView, RecordView, RelationshipView, SourceStatus, SourceView, View};

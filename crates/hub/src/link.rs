@@ -112,7 +112,8 @@ impl Hub {
                     accepted.push(key);
                     decided.insert(key);
                 }
-                ReviewStatus::Rejected => {
+                // A customer's "this isn't me" holds until staff decide.
+                ReviewStatus::Rejected | ReviewStatus::Disputed => {
                     rejected.insert(key);
                     decided.insert(key);
                 }

@@ -144,13 +144,23 @@ struct SourceAnswer {
 }
 
 impl Hub {
-    /// Gathers the 360 view of a party (any id that redirects to it works).
+    /// Gathers the 360 view of a party (any id that redirects to it works), as staff see it.
     pub async fn view(&self, party: &PartyId) -> Result<View> {
-        let (party, records) = self
+        self.view_as(party, crate::Audience::Staff).await
+    }
+
+    /// Gathers the 360 view for an audience: a customer's own view leaves out
+    /// records linked only in the model's uncertain band, so a doubtful match
+    /// never shows one person another's data.
+    pub async fn view_as(&self, party: &PartyId, audience: crate::Audience) -> Result<View> {
+        let (party, mut records) = self
             .store
             .party_records(party)
             .await?
             .ok_or_else(|| crate::Error::NotFound(format!("no party has id {party}")))?;
+        if audience == crate::Audience::Customer {
+            records.retain(|(link, _)| !self.is_uncertain(link));
+        }
 
         let mut by_source: BTreeMap<&str, Vec<kith_model::IdentityRecord>> = BTreeMap::new();
         for (_, s) in &records {

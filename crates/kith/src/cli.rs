@@ -56,9 +56,12 @@ pub enum Command {
         /// Where the demo's loyalty platform API listens (port 0 picks a free one).
         #[arg(long, default_value = crate::demo::generate::DEFAULT_LOYALTY_LISTEN)]
         loyalty_listen: std::net::SocketAddr,
-        /// Keep the loyalty API running after the demo (until Ctrl-C), so later views reach it.
+        /// Show the customer and stop, instead of serving the portal, the console and the loyalty API until Ctrl-C.
         #[arg(long)]
-        serve: bool,
+        no_serve: bool,
+        /// Where the demo's portal, console and API listen (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Serve the demo's loyalty platform API for a demo folder (until Ctrl-C).
     DemoApi {
@@ -117,6 +120,22 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ReviewAction>,
     },
+    /// Serve the JSON API, the customer portal and the staff console.
+    Serve {
+        /// Where to listen; overrides server.listen in the configuration.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// API keys for applications: create, list, revoke.
+    Keys {
+        #[command(subcommand)]
+        action: crate::access::KeysAction,
+    },
+    /// Staff who sign in to the console: add, list, set a password, disable.
+    Users {
+        #[command(subcommand)]
+        action: crate::access::UsersAction,
+    },
     /// Validate the configuration and try to reach every source.
     Check,
     /// List rows that could not be read, with where they are and why.
@@ -164,8 +183,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             people,
             seed,
             loyalty_listen,
-            serve,
-        } => demo(dir, generate_only, people, seed, loyalty_listen, serve).await,
+            no_serve,
+            listen,
+        } => {
+            let serve = (!no_serve).then_some(listen);
+            demo(dir, generate_only, people, seed, loyalty_listen, serve).await
+        }
+        Command::Serve { listen } => {
+            let app = App::open(&cli.config).await?;
+            serve(app, listen).await
+        }
+        Command::Keys { action } => {
+            let app = App::open(&cli.config).await?;
+            crate::access::keys(app.hub.store().as_ref(), action).await
+        }
+        Command::Users { action } => {
+            let app = App::open(&cli.config).await?;
+            crate::access::users(app.hub.store().as_ref(), action).await
+        }
         Command::DemoApi { dir, listen } => {
             let api = crate::demo::loyalty_api::start(&dir, listen).await?;
             println!(
@@ -463,7 +498,7 @@ async fn demo(
     people: usize,
     seed: u64,
     loyalty_listen: std::net::SocketAddr,
-    serve: bool,
+    serve: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     // Bind first, so the generated configuration names the port really in use.
@@ -519,18 +554,61 @@ async fn demo(
     println!("  kith --config {c} sync                 # pick up changes in the sources");
     println!("  kith --config {c} quarantine           # rows that could not be read, and why");
     println!("  kith --config {c} check                # is every source reachable?");
-    if serve {
-        println!(
-            "\nThe loyalty API stays up at {} until Ctrl-C.",
-            api.base_url()
-        );
-        tokio::signal::ctrl_c().await?;
-    } else {
+    let Some(listen) = serve else {
         println!(
             "\nThe loyalty API ran for this demo only; later views show loyalty as unreachable \
              (that is how kith shows a source that is down). Keep it up with `kith demo-api --dir {} --listen {loyalty_addr}`.",
             dir.display()
         );
+        return Ok(());
+    };
+    let staff = crate::demo::staff::ensure(app.hub.store().as_ref()).await?;
+    let config = app.config.clone();
+    let sender = kith_web::build_sender(&config.server.sender, &dir);
+    let running =
+        crate::serve::start(&config, std::sync::Arc::new(app.hub), sender, listen).await?;
+    let base = format!("http://{}", running.addr);
+    println!("\nkith is serving Fernleaf at {base} (Ctrl-C stops it):");
+    println!("  Customer portal  {base}/");
+    println!(
+        "    sign in as the customer above with {} — the one-time code is printed here",
+        generated.showcase_email
+    );
+    println!("  Staff console    {base}/staff");
+    for (email, role, password) in &staff {
+        println!("    {role:<5} {email}  password {password}");
+    }
+    println!(
+        "  JSON API         {base}/api/v1  (OpenAPI at {base}/openapi.json; make a key with `kith --config {c} keys create --scope read`)"
+    );
+    println!("  Loyalty API      {}", api.base_url());
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        r = running.task => { r??; }
+    }
+    Ok(())
+}
+
+async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<()> {
+    let config = app.config.clone();
+    let listen = listen.unwrap_or(config.server.listen);
+    let base = config.path.parent().unwrap_or(std::path::Path::new("."));
+    let sender = kith_web::build_sender(&config.server.sender, base);
+    let describe = sender.describe();
+    let running =
+        crate::serve::start(&config, std::sync::Arc::new(app.hub), sender, listen).await?;
+    let base = format!("http://{}", running.addr);
+    println!(
+        "kith serving {} at {base} (Ctrl-C stops it)",
+        config.path.display()
+    );
+    println!(
+        "  portal {base}/   console {base}/staff   API {base}/api/v1   OpenAPI {base}/openapi.json"
+    );
+    println!("  sign-in codes are sent by: {describe}");
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        r = running.task => { r??; }
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ struct RawConfig {
     hub: HubSettings,
     #[serde(default)]
     sources: Vec<SourceConfig>,
+    #[serde(default)]
+    server: kith_web::ServerSettings,
 }
 
 /// A validated configuration, paths resolved against the file's folder.
@@ -34,6 +36,8 @@ pub struct Config {
     /// The match model file (it may not exist yet).
     pub model_path: PathBuf,
     pub sources: Vec<SourceConfig>,
+    /// How `kith serve` runs (paths resolved like the rest).
+    pub server: kith_web::ServerSettings,
 }
 
 /// Why a configuration cannot be used. Its display names file, line and field.
@@ -143,6 +147,9 @@ impl Config {
                 message,
             );
         }
+        for (field, message) in raw.server.problems() {
+            problem(dotted(&field), message);
+        }
         if raw.sources.is_empty() {
             problem(
                 vec![Seg::Key("sources".into())],
@@ -196,14 +203,38 @@ impl Config {
         };
         let store_path = beside(&hub.store);
         let model_path = beside(&hub.model);
+        let mut server = raw.server;
+        if let kith_web::SenderConfig::File { dir: d } = &mut server.sender
+            && d.is_relative()
+        {
+            *d = dir.join(&*d);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             hub,
             store_path,
             model_path,
             sources,
+            server,
         })
     }
+}
+
+/// `server.situations[0].label` as path segments.
+fn dotted(field: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in field.split('.') {
+        match part.split_once('[') {
+            Some((key, rest)) => {
+                out.push(Seg::Key(key.into()));
+                if let Ok(i) = rest.trim_end_matches(']').parse() {
+                    out.push(Seg::Index(i));
+                }
+            }
+            None => out.push(Seg::Key(part.into())),
+        }
+    }
+    out
 }
 
 /// A file source's folder, or a SQLite source's folder, must exist at start-up.

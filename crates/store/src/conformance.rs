@@ -29,7 +29,9 @@ use kith_model::{
 };
 
 use crate::{
-    AuditEntry, Error, HubStore, IndexEntry, NewContribution, Suppression, SyncState, UpsertCounts,
+    ApiScope, AuditEntry, ErasureReceipt, ErasureRequest, Error, HubStore, IndexEntry, NewApiKey,
+    NewContribution, NewLoginCode, NewStaffUser, Session, SessionSubject, StaffRole, Suppression,
+    SyncState, UpsertCounts,
 };
 
 /// Why a check failed.
@@ -142,6 +144,15 @@ fn expect_invalid<T: Debug>(r: crate::Result<T>, what: &str) -> Outcome {
     }
 }
 
+fn expect_conflict<T: Debug>(r: crate::Result<T>, what: &str) -> Outcome {
+    match r {
+        Err(Error::Conflict(_)) => Ok(()),
+        other => Err(Failure(format!(
+            "{what}: want Error::Conflict, got {other:?}"
+        ))),
+    }
+}
+
 macro_rules! checks {
     ($($name:ident),* $(,)?) => {
         /// Every check, in the order [`run_all`] runs them.
@@ -175,12 +186,21 @@ checks![
     set_links_is_atomic,
     party_records_read_all_at_once,
     review_queue_keeps_decisions,
+    review_disputes_hold_until_decided,
     retire_party_requires_no_links,
+    refound_party_on_a_linked_record,
     relationships_replace_all,
     file_index_replace_and_offsets,
     contributions_by_anchor,
+    contributions_recent_and_deleted,
     quarantine_upserts_and_clears,
     audit_order_and_filter,
+    api_key_lifecycle,
+    staff_users_unique_by_email,
+    staff_disable_ends_sessions,
+    sessions_lifecycle,
+    login_codes_work_once,
+    erasure_requests_follow_merges,
 ];
 
 // --- fixtures -------------------------------------------------------------------
@@ -956,6 +976,99 @@ async fn review_queue_keeps_decisions(s: &dyn HubStore) -> Outcome {
     Ok(())
 }
 
+async fn review_disputes_hold_until_decided(s: &dyn HubStore) -> Outcome {
+    use crate::ReviewStatus as R;
+    let (a, b, c, d) = (
+        rec("crm", "1"),
+        rec("shop", "9"),
+        rec("crm", "2"),
+        rec("web", "4"),
+    );
+    s.queue_for_review(
+        &[
+            (a.clone(), b.clone(), 0.6),
+            (a.clone(), c.clone(), 0.9),
+            (b.clone(), c.clone(), 0.5),
+        ],
+        t(10),
+    )
+    .await?;
+    s.decide_review(&b, &a, R::Disputed, "customer:p1", t(20))
+        .await?;
+    // Queuing a disputed pair again leaves it as the customer left it.
+    s.queue_for_review(&[(a.clone(), b.clone(), 0.8)], t(30))
+        .await?;
+    let disputed = s.review_pairs(Some(R::Disputed)).await?;
+    ensure_eq!(disputed.len(), 1, "one disputed pair");
+    let p = &disputed[0];
+    ensure_eq!((&p.a, &p.b), (&a, &b), "the disputed pair, in order");
+    ensure_eq!(p.status, R::Disputed, "status reads back");
+    ensure_eq!(p.probability, Some(0.6), "queue_for_review left it alone");
+    ensure_eq!(
+        p.decided_by.as_deref(),
+        Some("customer:p1"),
+        "the customer disputed it"
+    );
+    ensure_eq!(p.decided_at, Some(t(20)), "when it was disputed");
+    ensure_eq!(p.queued_at, t(10), "when it was queued");
+    ensure_eq!(
+        s.review_pairs(Some(R::Pending)).await?.len(),
+        2,
+        "a disputed pair is not pending"
+    );
+
+    s.decide_review(&a, &c, R::Accepted, "staff:ann", t(40))
+        .await?;
+    let all: Vec<(RecordRef, RecordRef, R)> = s
+        .review_pairs(None)
+        .await?
+        .into_iter()
+        .map(|p| (p.a, p.b, p.status))
+        .collect();
+    ensure_eq!(
+        all,
+        vec![
+            (c.clone(), b.clone(), R::Pending),
+            (a.clone(), c.clone(), R::Accepted),
+            (a.clone(), b.clone(), R::Disputed),
+        ],
+        "pending first, then decided and disputed pairs, newest decision first"
+    );
+
+    // Staff settle the dispute.
+    s.decide_review(&a, &b, R::Rejected, "staff:bob", t(50))
+        .await?;
+    ensure_eq!(
+        s.review_pairs(Some(R::Disputed)).await?.len(),
+        0,
+        "a decision replaces the dispute"
+    );
+    let rejected = s.review_pairs(Some(R::Rejected)).await?;
+    ensure_eq!(rejected.len(), 1, "one rejected pair");
+    ensure_eq!(
+        (rejected[0].decided_by.as_deref(), rejected[0].decided_at),
+        (Some("staff:bob"), Some(t(50))),
+        "who settled it, and when"
+    );
+
+    // A customer may dispute a pair the model never queued.
+    s.decide_review(&d, &c, R::Disputed, "customer:p2", t(60))
+        .await?;
+    let disputed = s.review_pairs(Some(R::Disputed)).await?;
+    ensure_eq!(disputed.len(), 1, "the unqueued pair is disputed");
+    ensure_eq!(
+        (&disputed[0].a, &disputed[0].b, disputed[0].probability),
+        (&c, &d, None),
+        "kept in order, without a probability"
+    );
+    expect_invalid(
+        s.decide_review(&a, &b, R::Pending, "staff:bob", t(70))
+            .await,
+        "pending is not a decision",
+    )?;
+    Ok(())
+}
+
 async fn retire_party_requires_no_links(s: &dyn HubStore) -> Outcome {
     let a = new_party(s, 1).await?;
     let b = new_party(s, 2).await?;
@@ -973,6 +1086,53 @@ async fn retire_party_requires_no_links(s: &dyn HubStore) -> Outcome {
     s.retire_party(&a.id).await?;
     ensure_eq!(s.party(&a.id).await?, None, "retired party is gone");
     ensure_eq!(s.parties().await?, vec![b.clone()], "parties() without it");
+    Ok(())
+}
+
+async fn refound_party_on_a_linked_record(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let (r1, r2) = (rec("crm", "1"), rec("shop", "9"));
+    s.upsert_records(
+        &[
+            entry("crm", "1", "ann@example.com"),
+            entry("shop", "9", "bo@example.com"),
+        ],
+        t(100),
+    )
+    .await?;
+    s.set_links(&[link(&r1, &a.id, 10), link(&r2, &b.id, 11)])
+        .await?;
+    s.set_founding_record(&a.id, &r1).await?;
+    let mut want = a.clone();
+    want.founding_record = r1.clone();
+    ensure_eq!(
+        s.party(&a.id).await?,
+        Some(want.clone()),
+        "refounded on its linked record; id, kind and created_at kept"
+    );
+    expect_invalid(
+        s.set_founding_record(&a.id, &r2).await,
+        "a record linked to another party",
+    )?;
+    expect_invalid(
+        s.set_founding_record(&a.id, &rec("crm", "404")).await,
+        "a record linked to nothing",
+    )?;
+    expect_invalid(
+        s.set_founding_record(&PartyId::generate(t(3)), &r1).await,
+        "an unknown party",
+    )?;
+    ensure_eq!(
+        s.party(&a.id).await?,
+        Some(want),
+        "refused refoundings change nothing"
+    );
+    ensure_eq!(
+        s.party(&b.id).await?,
+        Some(b.clone()),
+        "another party is untouched"
+    );
     Ok(())
 }
 
@@ -1232,6 +1392,112 @@ async fn contributions_by_anchor(s: &dyn HubStore) -> Outcome {
     Ok(())
 }
 
+async fn contributions_recent_and_deleted(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let on_1 = Anchor::Record(rec("crm", "1"));
+    let on_2 = Anchor::Record(rec("crm", "2"));
+    let on_email = Anchor::Identifier {
+        value: "email:ann@example.com".into(),
+    };
+    let new = |party: &Party, anchor: &Anchor, attribute: &str, secs: i64| NewContribution {
+        party: party.id.clone(),
+        anchor: anchor.clone(),
+        kind: ContributionKind::Preference,
+        attribute: attribute.into(),
+        value: serde_json::json!(secs),
+        by: format!("customer:{}", party.id),
+        created_at: t(secs),
+    };
+    ensure_eq!(
+        s.recent_contributions(10).await?.len(),
+        0,
+        "no contributions at first"
+    );
+    let oldest = s.add_contribution(&new(&a, &on_1, "email", 100)).await?;
+    let tied_first = s
+        .add_contribution(&new(&a, &on_email, "newsletter", 300))
+        .await?;
+    let middle = s.add_contribution(&new(&b, &on_2, "phone", 200)).await?;
+    let tied_second = s.add_contribution(&new(&b, &on_1, "city", 300)).await?;
+
+    let recent = s.recent_contributions(10).await?;
+    let ids: Vec<i64> = recent.iter().map(|c| c.id).collect();
+    ensure_eq!(
+        ids,
+        vec![tied_second, tied_first, middle, oldest],
+        "newest first, the later of two at the same time first"
+    );
+    let all = s
+        .contributions(&[on_1.clone(), on_2.clone(), on_email.clone()])
+        .await?;
+    ensure_eq!(
+        recent.iter().rev().cloned().collect::<Vec<_>>(),
+        all,
+        "the same contributions as contributions() reads, reversed"
+    );
+    ensure_eq!(
+        s.recent_contributions(2)
+            .await?
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        vec![tied_second, tied_first],
+        "limited"
+    );
+    ensure_eq!(s.recent_contributions(0).await?.len(), 0, "limit 0");
+
+    s.redirect_party(&a.id, &b.id, t(400)).await?;
+    ensure!(
+        s.recent_contributions(10)
+            .await?
+            .iter()
+            .all(|c| c.party == b.id),
+        "parties are resolved through redirects when read"
+    );
+
+    ensure_eq!(
+        s.delete_contributions(&[on_1.clone(), on_1.clone()])
+            .await?,
+        2,
+        "every contribution on the anchor is deleted, once"
+    );
+    ensure_eq!(
+        s.contributions(std::slice::from_ref(&on_1)).await?.len(),
+        0,
+        "deleted contributions are gone"
+    );
+    ensure_eq!(
+        s.recent_contributions(10)
+            .await?
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        vec![tied_first, middle],
+        "other anchors keep theirs"
+    );
+    ensure_eq!(
+        s.delete_contributions(&[Anchor::Identifier {
+            value: "email:bo@example.com".into()
+        }])
+        .await?,
+        0,
+        "an anchor without contributions"
+    );
+    ensure_eq!(
+        s.delete_contributions(&[]).await?,
+        0,
+        "no anchors, nothing deleted"
+    );
+    ensure_eq!(
+        s.delete_contributions(&[on_email, on_2]).await?,
+        2,
+        "several anchors at once"
+    );
+    ensure_eq!(s.recent_contributions(10).await?.len(), 0, "all gone");
+    Ok(())
+}
+
 async fn quarantine_upserts_and_clears(s: &dyn HubStore) -> Outcome {
     let q = |source: &str, location: &str, reason: &str, secs: i64| Quarantined {
         source: source.into(),
@@ -1334,6 +1600,540 @@ async fn audit_order_and_filter(s: &dyn HubStore) -> Outcome {
         about_b,
         vec![t(40), t(20), t(10)],
         "entries about a party merged into this one belong to its log"
+    );
+    Ok(())
+}
+
+fn staff(email: &str, role: StaffRole, secs: i64) -> NewStaffUser {
+    NewStaffUser {
+        email: email.into(),
+        name: format!("Staff {email}"),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: t(secs),
+    }
+}
+
+fn session(token: &str, subject: SessionSubject, secs: i64, expires: i64) -> Session {
+    Session {
+        token_hash: format!("hash-of-{token}"),
+        subject,
+        csrf: format!("csrf-{token}"),
+        created_at: t(secs),
+        expires_at: t(expires),
+        last_seen_at: t(secs),
+        user_agent: "Mozilla/5.0 (test)".into(),
+    }
+}
+
+fn customer(party: &Party, identifier: &str) -> SessionSubject {
+    SessionSubject::Customer {
+        party: party.id.clone(),
+        identifier: identifier.into(),
+    }
+}
+
+async fn api_key_lifecycle(s: &dyn HubStore) -> Outcome {
+    let key = |label: &str, scope: ApiScope, secs: i64| NewApiKey {
+        label: label.into(),
+        scope,
+        prefix: format!("kith_{label}"),
+        hash: format!("{label:0>64}"),
+        created_at: t(secs),
+    };
+    ensure_eq!(s.api_keys().await?.len(), 0, "no keys at first");
+    let (k1, k2) = (
+        key("crm", ApiScope::Read, 10),
+        key("ingest", ApiScope::Ingest, 20),
+    );
+    let id1 = s.create_api_key(&k1).await?;
+    let id2 = s.create_api_key(&k2).await?;
+    ensure!(id1 != id2, "two keys, one id: {id1}");
+
+    let want1 = crate::ApiKey {
+        id: id1,
+        label: "crm".into(),
+        scope: ApiScope::Read,
+        prefix: "kith_crm".into(),
+        created_at: t(10),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    ensure_eq!(
+        s.api_key_by_hash(&k1.hash).await?,
+        Some(want1.clone()),
+        "a key found by its hash"
+    );
+    ensure_eq!(
+        s.api_key_by_hash(&"f".repeat(64)).await?,
+        None,
+        "an unknown hash"
+    );
+    let mut all = s.api_keys().await?;
+    all.sort_by_key(|k| k.id);
+    ensure_eq!(
+        all.iter().map(|k| (k.id, k.scope)).collect::<Vec<_>>(),
+        vec![(id1, ApiScope::Read), (id2, ApiScope::Ingest)],
+        "every key"
+    );
+
+    s.touch_api_key(id1, t(50)).await?;
+    let mut want1 = want1;
+    want1.last_used_at = Some(t(50));
+    ensure_eq!(
+        s.api_key_by_hash(&k1.hash).await?,
+        Some(want1.clone()),
+        "touching sets last_used_at"
+    );
+    s.touch_api_key(id1, t(55)).await?;
+    want1.last_used_at = Some(t(55));
+
+    ensure!(s.revoke_api_key(id1, t(60)).await?, "revoking a live key");
+    ensure!(
+        !s.revoke_api_key(id1, t(70)).await?,
+        "revoking a revoked key again is false"
+    );
+    ensure!(
+        !s.revoke_api_key(id1 + id2 + 100, t(70)).await?,
+        "revoking an unknown key is false"
+    );
+    want1.revoked_at = Some(t(60));
+    ensure_eq!(
+        s.api_key_by_hash(&k1.hash).await?,
+        Some(want1),
+        "a revoked key is still found, revoked at the first revocation"
+    );
+    let other = s.api_key_by_hash(&k2.hash).await?;
+    ensure_eq!(
+        other.map(|k| (k.revoked_at, k.last_used_at)),
+        Some((None, None)),
+        "another key is untouched"
+    );
+    Ok(())
+}
+
+async fn staff_users_unique_by_email(s: &dyn HubStore) -> Outcome {
+    ensure_eq!(s.staff_users().await?.len(), 0, "no staff at first");
+    let ann = s
+        .create_staff_user(&staff("Ann@Example.com", StaffRole::Admin, 10))
+        .await?;
+    let want = crate::StaffUser {
+        id: ann,
+        email: "ann@example.com".into(),
+        name: "Staff Ann@Example.com".into(),
+        role: StaffRole::Admin,
+        password_hash: staff("", StaffRole::Admin, 0).password_hash,
+        created_at: t(10),
+        disabled_at: None,
+    };
+    ensure_eq!(
+        s.staff_user(ann).await?,
+        Some(want.clone()),
+        "a user reads back, e-mail lower-case"
+    );
+    expect_conflict(
+        s.create_staff_user(&staff("ANN@example.COM", StaffRole::Agent, 20))
+            .await,
+        "the same address in other case",
+    )?;
+    ensure_eq!(
+        s.staff_users().await?,
+        vec![want.clone()],
+        "the refused user was not added"
+    );
+    ensure_eq!(
+        s.staff_user_by_email("aNN@EXAMPLE.com").await?,
+        Some(want.clone()),
+        "found by e-mail in any case"
+    );
+    ensure_eq!(
+        s.staff_user_by_email("bo@example.com").await?,
+        None,
+        "an unknown address"
+    );
+    let bo = s
+        .create_staff_user(&staff("bo@example.com", StaffRole::Agent, 30))
+        .await?;
+    ensure!(bo != ann, "two users, one id: {bo}");
+    ensure_eq!(s.staff_users().await?.len(), 2, "both users");
+    ensure_eq!(
+        s.staff_user_by_email("BO@example.com")
+            .await?
+            .map(|u| (u.id, u.role)),
+        Some((bo, StaffRole::Agent)),
+        "the second user by e-mail"
+    );
+
+    s.set_staff_password(bo, "$argon2id$new").await?;
+    ensure_eq!(
+        s.staff_user(bo).await?.map(|u| u.password_hash),
+        Some("$argon2id$new".to_string()),
+        "the new password hash"
+    );
+    ensure_eq!(
+        s.staff_user(ann).await?,
+        Some(want),
+        "another user is untouched"
+    );
+    ensure_eq!(s.staff_user(ann + bo + 100).await?, None, "an unknown id");
+    Ok(())
+}
+
+async fn staff_disable_ends_sessions(s: &dyn HubStore) -> Outcome {
+    let ann = s
+        .create_staff_user(&staff("ann@example.com", StaffRole::Admin, 10))
+        .await?;
+    let bo = s
+        .create_staff_user(&staff("bo@example.com", StaffRole::Agent, 10))
+        .await?;
+    let p = new_party(s, 1).await?;
+    let sessions = [
+        session("ann-1", SessionSubject::Staff { user: ann }, 20, 1000),
+        session("ann-2", SessionSubject::Staff { user: ann }, 30, 1000),
+        session("bo", SessionSubject::Staff { user: bo }, 40, 1000),
+        session("customer", customer(&p, "email:cy@example.com"), 50, 1000),
+    ];
+    for x in &sessions {
+        s.create_session(x).await?;
+    }
+    s.set_staff_disabled(ann, Some(t(100))).await?;
+    ensure_eq!(
+        s.staff_user(ann).await?.and_then(|u| u.disabled_at),
+        Some(t(100)),
+        "disabled_at is set"
+    );
+    for x in &sessions[..2] {
+        ensure_eq!(
+            s.session(&x.token_hash).await?,
+            None,
+            "a disabled user's session {} is ended",
+            x.token_hash
+        );
+    }
+    for x in &sessions[2..] {
+        ensure_eq!(
+            s.session(&x.token_hash).await?,
+            Some(x.clone()),
+            "another subject's session {} stays",
+            x.token_hash
+        );
+    }
+    ensure_eq!(
+        s.staff_user(bo).await?.and_then(|u| u.disabled_at),
+        None,
+        "another user stays enabled"
+    );
+    s.set_staff_disabled(ann, None).await?;
+    ensure_eq!(
+        s.staff_user(ann).await?.and_then(|u| u.disabled_at),
+        None,
+        "re-enabled"
+    );
+    Ok(())
+}
+
+async fn sessions_lifecycle(s: &dyn HubStore) -> Outcome {
+    let p = new_party(s, 1).await?;
+    let q = new_party(s, 2).await?;
+    let ann = s
+        .create_staff_user(&staff("ann@example.com", StaffRole::Agent, 10))
+        .await?;
+    let by_email = session("p-email", customer(&p, "email:cy@example.com"), 20, 3000);
+    let by_phone = session("p-phone", customer(&p, "phone:+447700900123"), 21, 3000);
+    let staff_s = session("staff", SessionSubject::Staff { user: ann }, 22, 1000);
+    let other = session("q", customer(&q, "email:di@example.com"), 23, 4000);
+    for x in [&by_email, &by_phone, &staff_s, &other] {
+        s.create_session(x).await?;
+    }
+    ensure_eq!(
+        s.session(&by_email.token_hash).await?,
+        Some(by_email.clone()),
+        "a customer session reads back"
+    );
+    ensure_eq!(
+        s.session(&staff_s.token_hash).await?,
+        Some(staff_s.clone()),
+        "a staff session reads back"
+    );
+    ensure_eq!(
+        s.session("hash-of-nothing").await?,
+        None,
+        "an unknown token"
+    );
+
+    s.touch_session(&by_email.token_hash, t(500), t(3500))
+        .await?;
+    let mut touched = by_email.clone();
+    touched.last_seen_at = t(500);
+    touched.expires_at = t(3500);
+    ensure_eq!(
+        s.session(&by_email.token_hash).await?,
+        Some(touched),
+        "touching slides the expiry and nothing else"
+    );
+    ensure_eq!(
+        s.session(&by_phone.token_hash).await?,
+        Some(by_phone.clone()),
+        "another session is untouched"
+    );
+
+    // Every session of the party, whichever identifier it signed in with.
+    ensure_eq!(
+        s.delete_sessions_of(&customer(&p, "email:someone@example.com"))
+            .await?,
+        2,
+        "both of the customer's sessions end"
+    );
+    ensure_eq!(
+        s.session(&by_phone.token_hash).await?,
+        None,
+        "ended session is gone"
+    );
+    ensure_eq!(
+        s.session(&other.token_hash).await?,
+        Some(other.clone()),
+        "another party's session stays"
+    );
+    ensure_eq!(
+        s.session(&staff_s.token_hash).await?,
+        Some(staff_s.clone()),
+        "a staff session stays"
+    );
+
+    // Expiry: only sessions that expired strictly before the time go.
+    ensure_eq!(
+        s.purge_sessions(t(1000)).await?,
+        0,
+        "a session expiring at the time stays"
+    );
+    ensure_eq!(s.purge_sessions(t(2000)).await?, 1, "the expired one goes");
+    ensure_eq!(
+        s.session(&staff_s.token_hash).await?,
+        None,
+        "purged session is gone"
+    );
+    ensure_eq!(
+        s.session(&other.token_hash).await?,
+        Some(other.clone()),
+        "an unexpired session stays"
+    );
+
+    s.delete_session(&other.token_hash).await?;
+    ensure_eq!(
+        s.session(&other.token_hash).await?,
+        None,
+        "a signed-out session is gone"
+    );
+    s.delete_session(&other.token_hash).await?;
+
+    // A session begun under an id since merged away belongs to the survivor.
+    let before_merge = session(
+        "before-merge",
+        customer(&p, "email:cy@example.com"),
+        30,
+        5000,
+    );
+    s.create_session(&before_merge).await?;
+    s.redirect_party(&p.id, &q.id, t(40)).await?;
+    ensure_eq!(
+        s.delete_sessions_of(&customer(&q, "email:di@example.com"))
+            .await?,
+        1,
+        "sessions under merged-away ids end with the survivor's"
+    );
+    let staff_again = session("staff-2", SessionSubject::Staff { user: ann }, 50, 5000);
+    s.create_session(&staff_again).await?;
+    ensure_eq!(
+        s.delete_sessions_of(&SessionSubject::Staff { user: ann })
+            .await?,
+        1,
+        "a staff user's sessions"
+    );
+    ensure_eq!(
+        s.delete_sessions_of(&SessionSubject::Staff { user: ann })
+            .await?,
+        0,
+        "nothing left to end"
+    );
+    Ok(())
+}
+
+async fn login_codes_work_once(s: &dyn HubStore) -> Outcome {
+    let p = new_party(s, 1).await?;
+    let ident = "email:ann@example.com";
+    let code = |identifier: &str, n: i64, secs: i64| NewLoginCode {
+        identifier: identifier.into(),
+        party: p.id.clone(),
+        code_hash: format!("{n:0>64}"),
+        salt: format!("salt-{n}"),
+        created_at: t(secs),
+        expires_at: t(secs + 600),
+    };
+    ensure_eq!(
+        s.active_login_code(ident, t(0)).await?,
+        None,
+        "no code at first"
+    );
+    let c1 = s.create_login_code(&code(ident, 1, 10)).await?;
+    let c2 = s.create_login_code(&code(ident, 2, 20)).await?;
+    let c3 = s
+        .create_login_code(&code("phone:+447700900123", 3, 30))
+        .await?;
+    ensure!(c1 != c2 && c2 != c3, "ids differ: {c1}, {c2}, {c3}");
+
+    ensure_eq!(
+        s.login_codes_issued_since(ident, t(10)).await?,
+        2,
+        "codes issued at or after the time"
+    );
+    ensure_eq!(s.login_codes_issued_since(ident, t(11)).await?, 1, "later");
+    ensure_eq!(s.login_codes_issued_since(ident, t(21)).await?, 0, "none");
+    ensure_eq!(
+        s.login_codes_issued_since("phone:+447700900123", t(0))
+            .await?,
+        1,
+        "another identifier's codes are counted apart"
+    );
+
+    let want2 = crate::LoginCode {
+        id: c2,
+        identifier: ident.into(),
+        party: p.id.clone(),
+        code_hash: format!("{:0>64}", 2),
+        salt: "salt-2".into(),
+        created_at: t(20),
+        expires_at: t(620),
+        attempts: 0,
+        used_at: None,
+    };
+    ensure_eq!(
+        s.active_login_code(ident, t(100)).await?,
+        Some(want2.clone()),
+        "the newest unused, unexpired code"
+    );
+
+    ensure_eq!(s.count_login_attempt(c2).await?, 1, "first failed attempt");
+    ensure_eq!(s.count_login_attempt(c2).await?, 2, "second failed attempt");
+    ensure_eq!(
+        s.active_login_code(ident, t(100))
+            .await?
+            .map(|c| c.attempts),
+        Some(2),
+        "attempts read back"
+    );
+
+    ensure!(s.use_login_code(c2, t(110)).await?, "the first use works");
+    ensure!(
+        !s.use_login_code(c2, t(111)).await?,
+        "the second use of a code fails"
+    );
+    ensure!(
+        !s.use_login_code(c1 + c2 + c3 + 100, t(111)).await?,
+        "an unknown code cannot be used"
+    );
+    ensure_eq!(
+        s.active_login_code(ident, t(120)).await?.map(|c| c.id),
+        Some(c1),
+        "a used code is not active; the older one is"
+    );
+    ensure_eq!(
+        s.active_login_code(ident, t(609)).await?.map(|c| c.id),
+        Some(c1),
+        "active until it expires"
+    );
+    ensure_eq!(
+        s.active_login_code(ident, t(610)).await?,
+        None,
+        "an expired code is not active"
+    );
+
+    // Two requests racing with one code: exactly one wins.
+    let (x, y) = tokio::join!(s.use_login_code(c3, t(200)), s.use_login_code(c3, t(200)));
+    ensure_eq!(
+        [x?, y?].iter().filter(|&&won| won).count(),
+        1,
+        "one of two concurrent uses succeeds"
+    );
+    ensure_eq!(
+        s.active_login_code("phone:+447700900123", t(200)).await?,
+        None,
+        "the raced code is used"
+    );
+    Ok(())
+}
+
+async fn erasure_requests_follow_merges(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    let c = new_party(s, 3).await?;
+    let request = |party: &Party, secs: i64| ErasureRequest {
+        id: 0,
+        party: party.id.clone(),
+        requested_by: format!("customer:{}", party.id),
+        requested_at: t(secs),
+        receipts: vec![
+            ErasureReceipt {
+                source: "kith".into(),
+                records: vec![rec("crm", "1"), rec("shop", "9")],
+                action: "erased".into(),
+                detail: "contributions and sessions".into(),
+                at: t(secs),
+            },
+            ErasureReceipt {
+                source: "billing".into(),
+                records: vec![rec("billing", "C-17")],
+                action: "requested".into(),
+                detail: "ticket sent to the billing team".into(),
+                at: t(secs + 1),
+            },
+        ],
+    };
+    ensure_eq!(
+        s.erasure_requests(None).await?.len(),
+        0,
+        "no requests at first"
+    );
+    let mut r1 = request(&a, 10);
+    r1.id = s.add_erasure_request(&r1).await?;
+    let mut r3 = request(&c, 30);
+    r3.id = s.add_erasure_request(&r3).await?;
+    let mut r2 = request(&b, 20);
+    r2.requested_by = "staff:jo@example.com".into();
+    r2.receipts.clear();
+    r2.id = s.add_erasure_request(&r2).await?;
+    ensure!(
+        r1.id != r2.id && r2.id != r3.id && r1.id != r3.id,
+        "ids differ: {}, {}, {}",
+        r1.id,
+        r2.id,
+        r3.id
+    );
+    ensure_eq!(
+        s.erasure_requests(None).await?,
+        vec![r3.clone(), r2.clone(), r1.clone()],
+        "every request with its receipts, newest first"
+    );
+    ensure_eq!(
+        s.erasure_requests(Some(&a.id)).await?,
+        vec![r1.clone()],
+        "one party's requests"
+    );
+    s.redirect_party(&a.id, &b.id, t(40)).await?;
+    let ids = |v: Vec<ErasureRequest>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    ensure_eq!(
+        ids(s.erasure_requests(Some(&b.id)).await?),
+        vec![r2.id, r1.id],
+        "requests under an id since merged into the party are the party's"
+    );
+    ensure_eq!(
+        ids(s.erasure_requests(Some(&a.id)).await?),
+        vec![r2.id, r1.id],
+        "the merged-away id answers for the survivor"
+    );
+    ensure_eq!(
+        ids(s.erasure_requests(Some(&PartyId::generate(t(5)))).await?),
+        Vec::<i64>::new(),
+        "an unknown party has none"
     );
     Ok(())
 }

@@ -39,6 +39,9 @@ pub enum Error {
     /// A caller asked for something that contradicts what is stored.
     #[error("{0}")]
     Invalid(String),
+    /// Something unique already exists (a staff e-mail address taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,6 +13,7 @@
 //! through it — so a PostgreSQL implementation can pass the same
 //! [`conformance`] suite.
 
+mod access;
 pub mod conformance;
 mod error;
 mod sqlite;
@@ -26,6 +27,10 @@ use kith_model::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use access::{
+    ApiKey, ApiScope, ErasureReceipt, ErasureRequest, LoginCode, NewApiKey, NewLoginCode,
+    NewStaffUser, Session, SessionSubject, StaffRole, StaffUser,
+};
 pub use error::{Error, Result};
 pub use sqlite::SqliteStore;
 
@@ -98,6 +103,9 @@ pub enum ReviewStatus {
     Accepted,
     /// A person said they are not: they never link.
     Rejected,
+    /// The customer said "this isn't me": the pair never links (as if
+    /// rejected) until staff accept or reject it.
+    Disputed,
 }
 
 impl ReviewStatus {
@@ -106,6 +114,7 @@ impl ReviewStatus {
             ReviewStatus::Pending => "pending",
             ReviewStatus::Accepted => "accepted",
             ReviewStatus::Rejected => "rejected",
+            ReviewStatus::Disputed => "disputed",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -113,6 +122,7 @@ impl ReviewStatus {
             "pending" => Some(ReviewStatus::Pending),
             "accepted" => Some(ReviewStatus::Accepted),
             "rejected" => Some(ReviewStatus::Rejected),
+            "disputed" => Some(ReviewStatus::Disputed),
             _ => None,
         }
     }
@@ -220,6 +230,10 @@ pub trait HubStore: Send + Sync {
     /// is a no-op. Redirects from and to it stay, so merged-away ids keep
     /// answering what they did (nothing, if this was their survivor).
     async fn retire_party(&self, id: &PartyId) -> Result<()>;
+    /// Refounds a party on another of its records (when its founding record
+    /// leaves it, e.g. disputed by the customer), so the id stays with the
+    /// person. [`Error::Invalid`] when the record is not linked to the party.
+    async fn set_founding_record(&self, id: &PartyId, record: &RecordRef) -> Result<()>;
     /// Sets each record's link, replacing any previous one.
     ///
     /// A link to an unknown or merged-away party, or with a score that is not
@@ -264,6 +278,10 @@ pub trait HubStore: Send + Sync {
     /// Contributions anchored to any of these anchors, oldest first (by
     /// `created_at`, then id), each with its party resolved through redirects.
     async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>>;
+    /// The newest contributions of every party (resolved through redirects), newest first.
+    async fn recent_contributions(&self, limit: usize) -> Result<Vec<Contribution>>;
+    /// Deletes contributions anchored to any of these anchors (erasure); returns how many.
+    async fn delete_contributions(&self, anchors: &[Anchor]) -> Result<u64>;
 
     // --- review -----------------------------------------------------------
 
@@ -285,7 +303,9 @@ pub trait HubStore: Send + Sync {
         at: Timestamp,
     ) -> Result<()>;
     /// The queue, optionally only pairs in one status; pending pairs by falling
-    /// probability, others by decision time.
+    /// probability, others by decision time (newest first). A disputed pair
+    /// counts as decided (`decided_by` is the customer) and stays disputed
+    /// until a later decision replaces it.
     async fn review_pairs(&self, status: Option<ReviewStatus>) -> Result<Vec<ReviewPair>>;
 
     // --- suppression ------------------------------------------------------
@@ -312,4 +332,67 @@ pub trait HubStore: Send + Sync {
     /// Newest first; only entries about `party` when given, which includes
     /// entries about ids since merged into it.
     async fn audit_log(&self, party: Option<&PartyId>, limit: usize) -> Result<Vec<AuditEntry>>;
+
+    // --- access: API keys -------------------------------------------------
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<i64>;
+    /// The key with this hash, revoked or not (the caller checks `revoked_at`).
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    async fn api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Marks a key used now (at most one write per call).
+    async fn touch_api_key(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Revokes a key; false when there is no such key or it was already revoked.
+    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<bool>;
+
+    // --- access: staff ----------------------------------------------------
+
+    /// Adds a member of staff; [`Error::Conflict`] when the e-mail address is taken.
+    async fn create_staff_user(&self, user: &NewStaffUser) -> Result<i64>;
+    async fn staff_user(&self, id: i64) -> Result<Option<StaffUser>>;
+    /// By e-mail address, compared case-insensitively.
+    async fn staff_user_by_email(&self, email: &str) -> Result<Option<StaffUser>>;
+    async fn staff_users(&self) -> Result<Vec<StaffUser>>;
+    async fn set_staff_password(&self, id: i64, password_hash: &str) -> Result<()>;
+    /// Disables (or with `None` re-enables) a member of staff and ends their sessions.
+    async fn set_staff_disabled(&self, id: i64, at: Option<Timestamp>) -> Result<()>;
+
+    // --- access: sessions -------------------------------------------------
+
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// The session with this token hash, expired or not (the caller checks).
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>>;
+    /// Slides a session's expiry.
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+    /// Ends every session of a subject (sign-out everywhere, erasure, a disabled user).
+    async fn delete_sessions_of(&self, subject: &SessionSubject) -> Result<u64>;
+    /// Forgets sessions that expired before `before`.
+    async fn purge_sessions(&self, before: Timestamp) -> Result<u64>;
+
+    // --- access: one-time sign-in codes -----------------------------------
+
+    async fn create_login_code(&self, code: &NewLoginCode) -> Result<i64>;
+    /// How many codes were issued for an identifier at or after `since` (rate limit).
+    async fn login_codes_issued_since(&self, identifier: &str, since: Timestamp) -> Result<u32>;
+    /// The newest code for an identifier that is unused and unexpired at `now`.
+    async fn active_login_code(
+        &self,
+        identifier: &str,
+        now: Timestamp,
+    ) -> Result<Option<LoginCode>>;
+    /// Counts a failed attempt against a code; returns the attempts so far.
+    async fn count_login_attempt(&self, id: i64) -> Result<u32>;
+    /// Marks a code used; false if it was already used (so a code works once, even under races).
+    async fn use_login_code(&self, id: i64, at: Timestamp) -> Result<bool>;
+
+    // --- erasure ----------------------------------------------------------
+
+    async fn add_erasure_request(&self, request: &ErasureRequest) -> Result<i64>;
+    /// Requests about one party (through redirects) or all, newest first.
+    async fn erasure_requests(&self, party: Option<&PartyId>) -> Result<Vec<ErasureRequest>>;
 }

@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "review",
         sql: include_str!("../../migrations/sqlite/0002_review.sql"),
     },
+    Migration {
+        version: 3,
+        name: "access",
+        sql: include_str!("../../migrations/sqlite/0003_access.sql"),
+    },
 ];
 
 /// The schema version this binary creates and understands.

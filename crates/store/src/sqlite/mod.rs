@@ -1,5 +1,6 @@
 //! The embedded hub store: one SQLite file, nothing to install.
 
+mod access;
 mod codec;
 mod migrate;
 mod sql;
@@ -28,8 +29,9 @@ use self::sql::{
 use self::upsert::{UPSERT_CHUNK, upsert_chunk};
 use crate::error::QueryContext;
 use crate::{
-    AuditEntry, Error, HubStore, IndexEntry, NewContribution, Result, ReviewPair, ReviewStatus,
-    StoredRecord, Suppression, SyncState, UpsertCounts,
+    ApiKey, AuditEntry, ErasureRequest, Error, HubStore, IndexEntry, LoginCode, NewApiKey,
+    NewContribution, NewLoginCode, NewStaffUser, Result, ReviewPair, ReviewStatus, Session,
+    SessionSubject, StaffUser, StoredRecord, Suppression, SyncState, UpsertCounts,
 };
 
 /// `(source, key, identifier)` rows grouped by record.
@@ -40,6 +42,44 @@ fn by_record(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashMap<(String, String
         out.entry((get(row, "source", W)?, get(row, "key", W)?))
             .or_default()
             .push(get(row, "identifier", W)?);
+    }
+    Ok(out)
+}
+
+/// Contributions from their rows, each party resolved through redirects
+/// (once per distinct id). Columns: id, party_id, anchor, kind, attribute,
+/// value, author, created_at.
+async fn contribution_rows(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Vec<Contribution>> {
+    const W: &str = "contributions";
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let party: String = get(row, "party_id", W)?;
+        let party = match resolved.get(&party) {
+            Some(p) => p.clone(),
+            None => {
+                let p = resolve(&mut *conn, &party).await?;
+                resolved.insert(party, p.clone());
+                p
+            }
+        };
+        let kind: String = get(row, "kind", W)?;
+        out.push(Contribution {
+            id: get(row, "id", W)?,
+            party: PartyId::from_stored(party),
+            anchor: from_json(&get::<String>(row, "anchor", W)?, W)?,
+            kind: ContributionKind::parse(&kind).ok_or_else(|| Error::Corrupt {
+                what: W,
+                detail: format!("kind {kind:?}"),
+            })?,
+            attribute: get(row, "attribute", W)?,
+            value: from_json(&get::<String>(row, "value", W)?, W)?,
+            by: get(row, "author", W)?,
+            created_at: parse_ts(&get::<String>(row, "created_at", W)?, W)?,
+        });
     }
     Ok(out)
 }
@@ -488,6 +528,40 @@ impl HubStore for SqliteStore {
         tx.commit().await.ctx("commit retirement")
     }
 
+    async fn set_founding_record(&self, id: &PartyId, record: &RecordRef) -> Result<()> {
+        let mut tx = self.write().await?;
+        if let Some(to) = redirect_of(&mut tx, id.as_str()).await? {
+            return Err(Error::Invalid(format!(
+                "cannot refound party {id}: it was merged into {to}"
+            )));
+        }
+        if !party_exists(&mut tx, id.as_str()).await? {
+            return Err(Error::Invalid(format!("cannot refound unknown party {id}")));
+        }
+        let linked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM links WHERE source = ? AND key = ? AND party_id = ?)",
+        )
+        .bind(record.source.as_str())
+        .bind(record.key.as_str())
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("look up link")?;
+        if !linked {
+            return Err(Error::Invalid(format!(
+                "cannot refound party {id} on {record}: the record is not linked to it"
+            )));
+        }
+        sqlx::query("UPDATE parties SET founding_source = ?, founding_key = ? WHERE id = ?")
+            .bind(record.source.as_str())
+            .bind(record.key.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx("refound party")?;
+        tx.commit().await.ctx("commit refounding")
+    }
+
     async fn set_links(&self, links: &[Link]) -> Result<()> {
         let mut tx = self.write().await?;
         let mut checked: HashSet<&str> = HashSet::new();
@@ -764,40 +838,52 @@ impl HubStore for SqliteStore {
             }
             rows.extend(q.fetch_all(&mut *tx).await.ctx("read contributions")?);
         }
-        const W: &str = "contributions";
-        let mut resolved: HashMap<String, String> = HashMap::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let party: String = get(row, "party_id", W)?;
-            let party = match resolved.get(&party) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = resolve(&mut tx, &party).await?;
-                    resolved.insert(party, p.clone());
-                    p
-                }
-            };
-            let kind: String = get(row, "kind", W)?;
-            out.push(Contribution {
-                id: get(row, "id", W)?,
-                party: PartyId::from_stored(party),
-                anchor: from_json(&get::<String>(row, "anchor", W)?, W)?,
-                kind: ContributionKind::parse(&kind).ok_or_else(|| Error::Corrupt {
-                    what: W,
-                    detail: format!("kind {kind:?}"),
-                })?,
-                attribute: get(row, "attribute", W)?,
-                value: from_json(&get::<String>(row, "value", W)?, W)?,
-                by: get(row, "author", W)?,
-                created_at: parse_ts(&get::<String>(row, "created_at", W)?, W)?,
-            });
-        }
+        let mut out = contribution_rows(&mut tx, &rows).await?;
         tx.commit().await.ctx("end read")?;
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
 
-    // --- suppression --------------------------------------------------------
+    async fn recent_contributions(&self, limit: usize) -> Result<Vec<Contribution>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut tx = self.read().await?;
+        let rows = sqlx::query(
+            "SELECT id, party_id, anchor, kind, attribute, value, author, created_at \
+             FROM contributions ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("read recent contributions")?;
+        let out = contribution_rows(&mut tx, &rows).await?;
+        tx.commit().await.ctx("end read")?;
+        Ok(out)
+    }
+
+    async fn delete_contributions(&self, anchors: &[Anchor]) -> Result<u64> {
+        let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut tx = self.write().await?;
+        let mut deleted = 0;
+        for batch in keys.chunks(MAX_PARAMS) {
+            let mut q = query(format!(
+                "DELETE FROM contributions WHERE anchor_key IN ({})",
+                vec!["?"; batch.len()].join(", ")
+            ));
+            for k in batch {
+                q = q.bind(k.as_str());
+            }
+            deleted += q
+                .execute(&mut *tx)
+                .await
+                .ctx("delete contributions")?
+                .rows_affected();
+        }
+        tx.commit().await.ctx("commit contribution deletion")?;
+        Ok(deleted)
+    }
+
+    // --- review -------------------------------------------------------------
 
     async fn queue_for_review(
         &self,
@@ -840,7 +926,9 @@ impl HubStore for SqliteStore {
             )));
         }
         if status == ReviewStatus::Pending {
-            return Err(Error::Invalid("a decision is accepted or rejected".into()));
+            return Err(Error::Invalid(
+                "a decision is accepted, rejected or disputed".into(),
+            ));
         }
         let (a, b) = ordered(a, b);
         sqlx::query(
@@ -867,7 +955,9 @@ impl HubStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT a_source, a_key, b_source, b_key, probability, status, decided_by, decided_at, queued_at \
              FROM review_pairs WHERE (?1 IS NULL OR status = ?1) \
-             ORDER BY status, probability DESC, decided_at, a_source, a_key, b_source, b_key",
+             ORDER BY status <> 'pending', \
+             CASE WHEN status = 'pending' THEN probability END DESC, \
+             decided_at DESC, a_source, a_key, b_source, b_key",
         )
         .bind(status.map(ReviewStatus::as_str))
         .fetch_all(&self.pool)
@@ -898,6 +988,8 @@ impl HubStore for SqliteStore {
             })
             .collect()
     }
+
+    // --- suppression --------------------------------------------------------
 
     async fn suppress(&self, item: &Suppression, reason: &str, at: Timestamp) -> Result<()> {
         let (kind, value) = suppression_row(item);
@@ -1059,6 +1151,121 @@ impl HubStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    // --- access: API keys ---------------------------------------------------
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<i64> {
+        access::create_api_key(self, key).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        access::api_key_by_hash(self, hash).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        access::api_keys(self).await
+    }
+
+    async fn touch_api_key(&self, id: i64, at: Timestamp) -> Result<()> {
+        access::touch_api_key(self, id, at).await
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Timestamp) -> Result<bool> {
+        access::revoke_api_key(self, id, at).await
+    }
+
+    // --- access: staff ------------------------------------------------------
+
+    async fn create_staff_user(&self, user: &NewStaffUser) -> Result<i64> {
+        access::create_staff_user(self, user).await
+    }
+
+    async fn staff_user(&self, id: i64) -> Result<Option<StaffUser>> {
+        access::staff_user(self, id).await
+    }
+
+    async fn staff_user_by_email(&self, email: &str) -> Result<Option<StaffUser>> {
+        access::staff_user_by_email(self, email).await
+    }
+
+    async fn staff_users(&self) -> Result<Vec<StaffUser>> {
+        access::staff_users(self).await
+    }
+
+    async fn set_staff_password(&self, id: i64, password_hash: &str) -> Result<()> {
+        access::set_staff_password(self, id, password_hash).await
+    }
+
+    async fn set_staff_disabled(&self, id: i64, at: Option<Timestamp>) -> Result<()> {
+        access::set_staff_disabled(self, id, at).await
+    }
+
+    // --- access: sessions ---------------------------------------------------
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        access::create_session(self, session).await
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+        access::session(self, token_hash).await
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        access::touch_session(self, token_hash, at, expires_at).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        access::delete_session(self, token_hash).await
+    }
+
+    async fn delete_sessions_of(&self, subject: &SessionSubject) -> Result<u64> {
+        access::delete_sessions_of(self, subject).await
+    }
+
+    async fn purge_sessions(&self, before: Timestamp) -> Result<u64> {
+        access::purge_sessions(self, before).await
+    }
+
+    // --- access: one-time sign-in codes -------------------------------------
+
+    async fn create_login_code(&self, code: &NewLoginCode) -> Result<i64> {
+        access::create_login_code(self, code).await
+    }
+
+    async fn login_codes_issued_since(&self, identifier: &str, since: Timestamp) -> Result<u32> {
+        access::login_codes_issued_since(self, identifier, since).await
+    }
+
+    async fn active_login_code(
+        &self,
+        identifier: &str,
+        now: Timestamp,
+    ) -> Result<Option<LoginCode>> {
+        access::active_login_code(self, identifier, now).await
+    }
+
+    async fn count_login_attempt(&self, id: i64) -> Result<u32> {
+        access::count_login_attempt(self, id).await
+    }
+
+    async fn use_login_code(&self, id: i64, at: Timestamp) -> Result<bool> {
+        access::use_login_code(self, id, at).await
+    }
+
+    // --- erasure ------------------------------------------------------------
+
+    async fn add_erasure_request(&self, request: &ErasureRequest) -> Result<i64> {
+        access::add_erasure_request(self, request).await
+    }
+
+    async fn erasure_requests(&self, party: Option<&PartyId>) -> Result<Vec<ErasureRequest>> {
+        access::erasure_requests(self, party).await
     }
 }
 

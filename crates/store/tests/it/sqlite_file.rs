@@ -162,6 +162,145 @@ async fn clones_write_concurrently_without_busy_errors() {
     assert_eq!(store.audit_log(None, 1000).await.unwrap().len(), 100);
 }
 
+#[tokio::test]
+async fn a_version_2_store_keeps_its_review_queue_and_learns_disputes() {
+    use kith_store::ReviewStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    // A store as kith left it at schema version 2, with decisions in its queue.
+    let mut conn = SqliteConnection::connect_with(
+        &SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_init.sql"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("../../migrations/sqlite/0002_review.sql"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+         INSERT INTO schema_version VALUES (1, 'init', '2024-01-01T00:00:00.000000000Z'), (2, 'review', '2024-01-01T00:00:00.000000000Z');
+         INSERT INTO review_pairs VALUES
+           ('crm', '1', 'shop', '9', 0.6, 'pending', NULL, NULL, '2024-01-01T00:00:10.000000000Z'),
+           ('crm', '1', 'crm', '2', 0.9, 'rejected', 'staff:ann', '2024-01-01T00:00:20.000000000Z', '2024-01-01T00:00:10.000000000Z'),
+           ('crm', '2', 'shop', '9', NULL, 'accepted', 'staff:bob', '2024-01-01T00:00:30.000000000Z', '2024-01-01T00:00:30.000000000Z');",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 3);
+    let pairs = store.review_pairs(None).await.unwrap();
+    let got: Vec<(String, ReviewStatus, Option<f64>, Option<String>)> = pairs
+        .iter()
+        .map(|p| {
+            (
+                p.a.to_string(),
+                p.status,
+                p.probability,
+                p.decided_by.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("crm:1".into(), ReviewStatus::Pending, Some(0.6), None),
+            (
+                "crm:2".into(),
+                ReviewStatus::Accepted,
+                None,
+                Some("staff:bob".into())
+            ),
+            (
+                "crm:1".into(),
+                ReviewStatus::Rejected,
+                Some(0.9),
+                Some("staff:ann".into())
+            ),
+        ],
+        "every pair survives the rebuild"
+    );
+    let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    let (a, b) = (RecordRef::new("crm", "1"), RecordRef::new("shop", "9"));
+    store
+        .decide_review(&a, &b, ReviewStatus::Disputed, "customer:p1", at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .review_pairs(Some(ReviewStatus::Disputed))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.close().await;
+
+    // The rebuilt table keeps its constraint and its index.
+    let mut conn = raw(&path).await;
+    let bogus = sqlx::query(
+        "INSERT INTO review_pairs (a_source, a_key, b_source, b_key, status, queued_at) \
+         VALUES ('x', '1', 'y', '2', 'maybe', '2024-01-01T00:00:00.000000000Z')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(bogus.is_err(), "an unknown status was stored");
+    let index: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'review_pairs' \
+         AND name = 'review_pairs_status'",
+    )
+    .fetch_optional(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(index.as_deref(), Some("review_pairs_status"));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_code_works_once_across_connections() {
+    use kith_store::NewLoginCode;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    for round in 0..10 {
+        let id = store
+            .create_login_code(&NewLoginCode {
+                identifier: format!("email:u{round}@example.com"),
+                party: kith_model::PartyId::generate(at),
+                code_hash: "h".into(),
+                salt: "s".into(),
+                created_at: at,
+                expires_at: at + chrono::Duration::minutes(10),
+            })
+            .await
+            .unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.use_login_code(id, at).await.unwrap()
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            won += usize::from(t.await.unwrap());
+        }
+        assert_eq!(won, 1, "round {round}: {won} requests used one code");
+    }
+}
+
 /// Sizes a real sync produces, on a file store. Run with `--ignored --nocapture`
 /// to see the timings; a regression to row-at-a-time writes shows as tens of seconds.
 #[tokio::test]
