@@ -1,3 +1,5 @@
 //! End-to-end tests: the real `kith` binary on a generated multi-source business.
 
 mod cli;
+mod harness;
+mod serve;
