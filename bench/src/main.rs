@@ -5,6 +5,7 @@
 //! source queries issued directly by the benchmark at the same concurrency.
 //! See `docs/benchmarks.md`.
 
+mod ingest;
 mod load;
 mod ops;
 mod setup;
@@ -35,6 +36,9 @@ enum Command {
     /// Views per second and latency for parties linked to five sources,
     /// beside the same source queries issued directly.
     View(ViewArgs),
+    /// Acknowledged-and-durable events per second and acknowledgement latency
+    /// for Segment batches posted to kith's ingest API.
+    Ingest(ingest::IngestArgs),
 }
 
 #[derive(Args, Clone)]
@@ -163,6 +167,7 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Command::View(args) => rt.block_on(view(args)),
+        Command::Ingest(args) => rt.block_on(ingest::run(args)),
     }
 }
 

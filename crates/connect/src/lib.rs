@@ -63,6 +63,10 @@ pub enum ConnectorConfig {
     Mysql(server_sql::SqlServerConfig),
     /// An HTTP JSON API; `from` names a path.
     Http(http::HttpConfig),
+    /// kith's own event log, fed by the Segment-compatible ingest API. Added
+    /// by the `[ingest]` section, never declared as a source: its connector
+    /// lives in `kith-ingest`.
+    Ingest,
 }
 
 fn comma() -> char {
@@ -78,6 +82,7 @@ impl ConnectorConfig {
             ConnectorConfig::Postgres(_) => "postgres",
             ConnectorConfig::Mysql(_) => "mysql",
             ConnectorConfig::Http(_) => "http",
+            ConnectorConfig::Ingest => "ingest",
         }
     }
 
@@ -96,7 +101,7 @@ impl ConnectorConfig {
                     fix(ca);
                 }
             }
-            ConnectorConfig::Http(_) => {}
+            ConnectorConfig::Http(_) | ConnectorConfig::Ingest => {}
         }
     }
 
@@ -132,6 +137,12 @@ impl ConnectorConfig {
             ConnectorConfig::Postgres(c) => postgres::build(source, c)?,
             ConnectorConfig::Mysql(c) => mysql::build(source, c)?,
             ConnectorConfig::Http(c) => http::build(source, c)?,
+            ConnectorConfig::Ingest => {
+                return Err(Error::Config {
+                    source_name: source.name.clone(),
+                    message: "kind = \"ingest\" is kith's own event log: enable it with the [ingest] section instead of declaring a source".into(),
+                });
+            }
         })
     }
 }

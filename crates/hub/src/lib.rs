@@ -33,7 +33,9 @@ pub use link::LinkReport;
 pub use search::SearchHit;
 pub use settings::{HubSettings, Survivorship};
 pub use sync::{SourceSyncReport, SyncObserver, SyncOptions, SyncReport};
-pub use view::{AttributeView, RecordView, RelationshipView, SourceStatus, SourceView, View};
+pub use view::{
+    AttributeView, RecordView, RelationshipView, SourceStatus, SourceView, TimelineFilter, View,
+};
 
 /// The hub: configuration, the store and one connector per source.
 pub struct Hub {
@@ -44,6 +46,9 @@ pub struct Hub {
     calling_code: &'static str,
     /// The trained match model; without one, only exact identifiers link.
     model: Option<kith_resolve::Model>,
+    /// One linking run at a time in this process (sync, ingest and review
+    /// decisions all relink): two runs at once would each assign ids to the same records.
+    link_lock: tokio::sync::Mutex<()>,
 }
 
 fn calling_code(settings: &HubSettings) -> Result<&'static str> {
@@ -77,6 +82,7 @@ impl Hub {
             connectors,
             calling_code,
             model: None,
+            link_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -93,7 +99,20 @@ impl Hub {
             connectors,
             calling_code,
             model: None,
+            link_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Adds a source built outside configuration (kith's own event log).
+    pub fn add_connector(&mut self, connector: Arc<dyn Connector>) -> Result<()> {
+        let name = connector.source().name.clone();
+        if self.connector(&name).is_some() {
+            return Err(Error::Config(format!(
+                "a source named {name:?} is already configured; rename it, {name:?} is kith's own"
+            )));
+        }
+        self.connectors.push(connector);
+        Ok(())
     }
 
     /// Links with this trained model from now on (see [`Hub::train`]).

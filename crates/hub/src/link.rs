@@ -77,6 +77,7 @@ impl UnionFind {
 impl Hub {
     /// Links every record of the index into parties by exact identifiers.
     pub async fn link(&self, observer: &dyn SyncObserver) -> Result<LinkReport> {
+        let _one_at_a_time = self.link_lock.lock().await;
         let records = self.store.records().await?;
         observer.linking(records.len() as u64);
         let now = Utc::now();

@@ -75,14 +75,38 @@ impl SyncReport {
 }
 
 impl Hub {
+    /// Syncs one named source, then links the index (the ingest resolver's
+    /// path: events arrive continuously, the other sources sync on their own schedule).
+    pub async fn sync_one(
+        &self,
+        source: &str,
+        options: SyncOptions,
+        observer: &dyn SyncObserver,
+    ) -> Result<SyncReport> {
+        let connector = self
+            .connector(source)
+            .ok_or_else(|| crate::Error::NotFound(format!("no source is named {source}")))?
+            .clone();
+        self.sync_these(&[connector], options, observer).await
+    }
+
     /// Syncs every source, then links the index into parties.
     pub async fn sync(
         &self,
         options: SyncOptions,
         observer: &dyn SyncObserver,
     ) -> Result<SyncReport> {
+        self.sync_these(&self.connectors, options, observer).await
+    }
+
+    async fn sync_these(
+        &self,
+        connectors: &[std::sync::Arc<dyn Connector>],
+        options: SyncOptions,
+        observer: &dyn SyncObserver,
+    ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
-        for connector in &self.connectors {
+        for connector in connectors {
             let r = self
                 .sync_source(connector.as_ref(), options, observer)
                 .await?;

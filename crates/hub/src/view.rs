@@ -131,7 +131,44 @@ pub struct View {
     pub relationships: Vec<RelationshipView>,
 }
 
+/// Which of a party's dated facts a timeline shows.
+#[derive(Debug, Clone, Default)]
+pub struct TimelineFilter {
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<String>,
+    /// Only from these sources (all when empty).
+    pub sources: Vec<String>,
+    /// Only facts dated strictly before this (the next page starts at the last one shown).
+    pub before: Option<Timestamp>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+}
+
 impl View {
+    /// The unified timeline: every dated fact from every source (ingested
+    /// events included), newest first, filtered and paged.
+    pub fn timeline(&self, filter: &TimelineFilter) -> Vec<&Fact> {
+        let mut dated: Vec<&Fact> = self
+            .facts
+            .iter()
+            .filter(|f| f.date.is_some())
+            .filter(|f| {
+                filter.kinds.is_empty() || filter.kinds.iter().any(|k| k == f.kind.as_str())
+            })
+            .filter(|f| filter.sources.is_empty() || filter.sources.contains(&f.provenance.source))
+            .filter(|f| filter.before.is_none_or(|b| f.date.is_some_and(|d| d < b)))
+            .collect();
+        dated.sort_by(|a, b| {
+            b.date
+                .cmp(&a.date)
+                .then_with(|| a.provenance.source.cmp(&b.provenance.source))
+        });
+        if filter.limit > 0 {
+            dated.truncate(filter.limit);
+        }
+        dated
+    }
+
     /// Facts of a kind, newest first.
     pub fn facts_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Fact> {
         self.facts.iter().filter(move |f| f.kind.as_str() == kind)

@@ -13,6 +13,8 @@ use crate::config::Config;
 pub struct App {
     pub config: Config,
     pub hub: Hub,
+    /// kith's own event log (the ingest API's), when `[ingest]` is enabled.
+    pub events: Option<Arc<kith_ingest::EventLog>>,
 }
 
 impl App {
@@ -43,7 +45,24 @@ impl App {
         if let Some(model) = load_model(&config.model_path)? {
             hub.set_model(model);
         }
-        Ok(App { config, hub })
+        let events = if config.ingest.enabled {
+            let log = Arc::new(
+                kith_ingest::EventLog::open(&config.ingest.log)
+                    .await
+                    .with_context(|| {
+                        format!("opening the event log named in {}", config.path.display())
+                    })?,
+            );
+            hub.add_connector(Arc::new(kith_ingest::IngestSource::new(log.clone())))?;
+            Some(log)
+        } else {
+            None
+        };
+        Ok(App {
+            config,
+            hub,
+            events,
+        })
     }
 
     /// Writes a trained model where the configuration says, and links with it from now on.

@@ -86,6 +86,18 @@ pub enum Command {
         /// Print one JSON object instead of a report.
         #[arg(long)]
         json: bool,
+        /// Show the party's unified timeline (every dated fact and ingested event, newest first) instead.
+        #[arg(long)]
+        timeline: bool,
+        /// Timeline: only these kinds (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', requires = "timeline")]
+        kind: Vec<String>,
+        /// Timeline: only these sources (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', requires = "timeline")]
+        source: Vec<String>,
+        /// Timeline: at most this many entries.
+        #[arg(long, default_value_t = 50, requires = "timeline")]
+        limit: usize,
     },
     /// Train the match model on the identity index and write it to hub.model.
     Train {
@@ -215,9 +227,26 @@ pub async fn run(cli: Cli) -> Result<()> {
             let app = App::open(&cli.config).await?;
             sync(&app, full, json).await
         }
-        Command::View { query, json } => {
+        Command::View {
+            query,
+            json,
+            timeline,
+            kind,
+            source,
+            limit,
+        } => {
             let app = App::open(&cli.config).await?;
-            view(&app, &query, json).await
+            if timeline {
+                let filter = kith_hub::TimelineFilter {
+                    kinds: kind,
+                    sources: source,
+                    before: None,
+                    limit,
+                };
+                show_timeline(&app, &query, &filter, json).await
+            } else {
+                view(&app, &query, json).await
+            }
         }
         Command::Check => check(&cli.config).await,
         Command::Review { action } => {
@@ -447,6 +476,17 @@ async fn resolve(app: &mut App, export: Option<&std::path::Path>, json: bool) ->
 }
 
 async fn view(app: &App, query: &str, json: bool) -> Result<()> {
+    let v = viewed(app, query, "view").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", report::view(&v));
+    }
+    Ok(())
+}
+
+/// The view of the party a query finds, with the audit entry saying the CLI looked.
+async fn viewed(app: &App, query: &str, action: &str) -> Result<kith_hub::View> {
     let party = app.hub.find_party(query).await?;
     let v = app.hub.view(&party).await?;
     app.hub
@@ -454,15 +494,33 @@ async fn view(app: &App, query: &str, json: bool) -> Result<()> {
         .audit(&AuditEntry {
             at: chrono::Utc::now(),
             actor: "cli".into(),
-            action: "view".into(),
+            action: action.into(),
             party: Some(v.party.clone()),
             detail: String::new(),
         })
         .await?;
+    Ok(v)
+}
+
+async fn show_timeline(
+    app: &App,
+    query: &str,
+    filter: &kith_hub::TimelineFilter,
+    json: bool,
+) -> Result<()> {
+    let v = viewed(app, query, "timeline").await?;
+    let entries = v.timeline(filter);
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "party": v.party,
+                "sources": v.sources,
+                "timeline": entries,
+            }))?
+        );
     } else {
-        print!("{}", report::view(&v));
+        print!("{}", report::timeline(&v, &entries));
     }
     Ok(())
 }
@@ -565,8 +623,14 @@ async fn demo(
     let staff = crate::demo::staff::ensure(app.hub.store().as_ref()).await?;
     let config = app.config.clone();
     let sender = kith_web::build_sender(&config.server.sender, &dir);
-    let running =
-        crate::serve::start(&config, std::sync::Arc::new(app.hub), sender, listen).await?;
+    let running = crate::serve::start(
+        &config,
+        std::sync::Arc::new(app.hub),
+        app.events,
+        sender,
+        listen,
+    )
+    .await?;
     let base = format!("http://{}", running.addr);
     println!("\nkith is serving Fernleaf at {base} (Ctrl-C stops it):");
     println!("  Customer portal  {base}/");
@@ -595,8 +659,14 @@ async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<()> {
     let base = config.path.parent().unwrap_or(std::path::Path::new("."));
     let sender = kith_web::build_sender(&config.server.sender, base);
     let describe = sender.describe();
-    let running =
-        crate::serve::start(&config, std::sync::Arc::new(app.hub), sender, listen).await?;
+    let running = crate::serve::start(
+        &config,
+        std::sync::Arc::new(app.hub),
+        app.events,
+        sender,
+        listen,
+    )
+    .await?;
     let base = format!("http://{}", running.addr);
     println!(
         "kith serving {} at {base} (Ctrl-C stops it)",

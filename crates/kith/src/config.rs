@@ -24,6 +24,8 @@ struct RawConfig {
     sources: Vec<SourceConfig>,
     #[serde(default)]
     server: kith_web::ServerSettings,
+    #[serde(default)]
+    ingest: kith_ingest::IngestSettings,
 }
 
 /// A validated configuration, paths resolved against the file's folder.
@@ -38,6 +40,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// How `kith serve` runs (paths resolved like the rest).
     pub server: kith_web::ServerSettings,
+    /// The Segment-compatible ingest API and its event log (path resolved).
+    pub ingest: kith_ingest::IngestSettings,
 }
 
 /// Why a configuration cannot be used. Its display names file, line and field.
@@ -209,6 +213,10 @@ impl Config {
         {
             *d = dir.join(&*d);
         }
+        let mut ingest = raw.ingest;
+        if ingest.log.is_relative() {
+            ingest.log = dir.join(&ingest.log);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             hub,
@@ -216,6 +224,7 @@ impl Config {
             model_path,
             sources,
             server,
+            ingest,
         })
     }
 }
@@ -256,6 +265,9 @@ fn missing_location(s: &SourceConfig) -> Option<String> {
             .filter(|f| !f.is_file())
             .map(|f| format!("ca_file {} does not exist", f.display())),
         C::Http(_) => None,
+        C::Ingest => Some(
+            "kind = \"ingest\" is kith's own event log: it is added by the [ingest] section, not declared as a source".into(),
+        ),
     }
 }
 

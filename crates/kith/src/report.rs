@@ -320,3 +320,65 @@ pub fn explanation(a: &str, b: &str, e: &kith_resolve::Explanation, trained: boo
     );
     out
 }
+
+/// A party's timeline: one line per dated fact, newest first, with where it came from.
+pub fn timeline(v: &View, entries: &[&Fact]) -> String {
+    let mut out = String::new();
+    let name = v.name.clone().unwrap_or_else(|| "(no name)".into());
+    let _ = writeln!(out, "Timeline of {name} ({}), newest first", v.party);
+    for s in v.sources.iter().filter(|s| {
+        !matches!(
+            s.status,
+            SourceStatus::Ok | SourceStatus::NotLinked | SourceStatus::IdentityOnly
+        )
+    }) {
+        let _ = writeln!(
+            out,
+            "  ! {} {}{}",
+            s.name,
+            s.status.as_str(),
+            s.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+    if entries.is_empty() {
+        let _ = writeln!(out, "  (nothing dated)");
+    }
+    for f in entries {
+        let when = f
+            .date
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {when}  {:<12} {:<10} {}",
+            f.kind.as_str(),
+            f.provenance.source,
+            one_line(&f.value)
+        );
+    }
+    out
+}
+
+fn one_line(v: &Value) -> String {
+    let s = match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 100 {
+        format!("{}…", s.chars().take(99).collect::<String>())
+    } else {
+        s
+    }
+}

@@ -19,9 +19,17 @@ use crate::config::Config;
 const BODY_LIMIT: usize = 512 * 1024;
 
 /// Every part's routes over one state, with the headers every response carries.
-pub fn router(state: AppState) -> Router {
+pub fn router(
+    state: AppState,
+    events: Option<(Arc<kith_ingest::EventLog>, Arc<tokio::sync::Notify>)>,
+) -> Router {
+    let ingest = match events {
+        Some((log, wake)) => kith_ingest::routes(state.clone(), log, wake),
+        None => Router::new(),
+    };
     Router::new()
         .merge(kith_web::routes())
+        .merge(ingest)
         .merge(kith_api::routes())
         .merge(kith_portal::routes())
         .merge(kith_console::routes())
@@ -59,6 +67,7 @@ pub struct Running {
 pub async fn start(
     config: &Config,
     hub: Arc<Hub>,
+    events: Option<Arc<kith_ingest::EventLog>>,
     sender: Arc<dyn CodeSender>,
     listen: SocketAddr,
 ) -> Result<Running> {
@@ -70,7 +79,7 @@ pub async fn start(
             )
         })?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(hub, config.server.clone(), sender);
+    let state = AppState::new(hub.clone(), config.server.clone(), sender);
     // Expired sessions are forgotten hourly; an expired one is refused anyway.
     let store = state.store().clone();
     tokio::spawn(async move {
@@ -82,7 +91,12 @@ pub async fn start(
             }
         }
     });
-    let app = router(state);
+    let events = events.map(|log| {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        kith_ingest::spawn_resolver(hub.clone(), wake.clone(), Duration::from_millis(500));
+        (log, wake)
+    });
+    let app = router(state, events);
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

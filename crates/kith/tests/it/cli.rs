@@ -102,7 +102,8 @@ async fn the_demo_resolves_a_business_and_the_view_has_provenance_conflicts_and_
     for want in ["billing", "support", "shop", "marketing", "loyalty"] {
         assert!(names.contains(&want), "{names:?}");
     }
-    for s in sources {
+    // kith's own event log (ingest) holds nothing of hers until an application sends it.
+    for s in sources.iter().filter(|s| s["name"] != "ingest") {
         assert_eq!(
             s["status"], "ok",
             "the showcase customer is in every source: {s}"

@@ -101,40 +101,7 @@ impl Served {
                 &[("KITH_TEST_PASSWORD", STAFF_PASSWORD)],
             ));
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kith"))
-            .args(["--config", c, "serve", "--listen", "127.0.0.1:0"])
-            .env_remove("KITH_CONFIG")
-            .env("KITH_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kith serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .expect("kith serve prints where it listens")
-            .unwrap();
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .to_string();
-        // Keep draining both pipes so the server never blocks on a full pipe.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                l2.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let l3 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                l3.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
+        let (child, base, log) = spawn_server(&config, "127.0.0.1:0");
         let served = Served {
             dir,
             config,
@@ -187,12 +154,71 @@ impl Served {
             .and_then(|m| m["code"].as_str().map(str::to_string))
     }
 
+    /// Kills the server with SIGKILL (no chance to flush or shut down cleanly).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same address after [`Served::kill`].
+    pub fn restart(&mut self) {
+        let listen = self.base.trim_start_matches("http://").to_string();
+        let (child, base, log) = spawn_server(&self.config, &listen);
+        self.child = child;
+        self.base = base;
+        self.log = log;
+        self.wait_ready();
+    }
+
     /// Runs a kith command against this server's configuration.
     pub fn kith(&self, args: &[&str]) -> std::process::Output {
         let mut all = vec!["--config", self.config.to_str().unwrap()];
         all.extend_from_slice(args);
         kith_in(&all, &[])
     }
+}
+
+/// Starts `kith serve` on `listen` and returns the child, its base URL and its captured output.
+fn spawn_server(
+    config: &Path,
+    listen: &str,
+) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
+    let c = config.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kith"))
+        .args(["--config", c, "serve", "--listen", listen])
+        .env_remove("KITH_CONFIG")
+        .env("KITH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kith serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .expect("kith serve prints where it listens")
+        .unwrap();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    // Keep draining both pipes so the server never blocks on a full pipe.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            l2.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let l3 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l3.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    (child, base, log)
 }
 
 impl Drop for Served {

@@ -53,31 +53,48 @@ pub enum ApiAuthError {
     Store(kith_store::Error),
 }
 
+impl ApiAuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiAuthError::Missing | ApiAuthError::Invalid | ApiAuthError::Revoked => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiAuthError::Scope(_) => StatusCode::FORBIDDEN,
+            ApiAuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiAuthError::Missing => {
+                f.write_str("an API key is required: send `Authorization: Bearer <key>`")
+            }
+            ApiAuthError::Invalid => f.write_str("the API key is not valid"),
+            ApiAuthError::Revoked => f.write_str("the API key was revoked"),
+            ApiAuthError::Scope(s) => write!(
+                f,
+                "this API key's scope does not allow this; it needs scope `{}`",
+                s.as_str()
+            ),
+            // The store's error is logged where it happens, not shown.
+            ApiAuthError::Store(_) => f.write_str("cannot check the API key now"),
+        }
+    }
+}
+
 impl IntoResponse for ApiAuthError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiAuthError::Missing => (
-                StatusCode::UNAUTHORIZED,
-                "an API key is required: send `Authorization: Bearer <key>`".to_string(),
-            ),
-            ApiAuthError::Invalid => (StatusCode::UNAUTHORIZED, "the API key is not valid".into()),
-            ApiAuthError::Revoked => (StatusCode::UNAUTHORIZED, "the API key was revoked".into()),
-            ApiAuthError::Scope(s) => (
-                StatusCode::FORBIDDEN,
-                format!(
-                    "this API key's scope does not allow this; it needs scope `{}`",
-                    s.as_str()
-                ),
-            ),
-            ApiAuthError::Store(e) => {
-                tracing::error!("API key check failed: {e}");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cannot check the API key now".into(),
-                )
-            }
-        };
-        let mut r = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if let ApiAuthError::Store(e) = &self {
+            tracing::error!("API key check failed: {e}");
+        }
+        let status = self.status();
+        let mut r = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
