@@ -51,29 +51,6 @@ pub struct LinkReport {
     pub decisions: u64,
 }
 
-struct UnionFind(Vec<usize>);
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind((0..n).collect())
-    }
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.0[x] != x {
-            self.0[x] = self.0[self.0[x]];
-            x = self.0[x];
-        }
-        x
-    }
-    fn union(&mut self, a: usize, b: usize) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        // The smaller index is the root, so clusters do not depend on union order.
-        if ra != rb {
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.0[hi] = lo;
-        }
-    }
-}
-
 impl Hub {
     /// Links every record of the index into parties by exact identifiers.
     pub async fn link(&self, observer: &dyn SyncObserver) -> Result<LinkReport> {
@@ -143,13 +120,23 @@ impl Hub {
         let mut scored: HashMap<(u32, u32), f64> = HashMap::new();
         let clusters: Vec<Vec<usize>> = match &self.model {
             None => {
-                let mut uf = UnionFind::new(records.len());
-                for &(a, b) in &exact {
-                    uf.union(a as usize, b as usize);
-                }
-                let mut clusters: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-                for i in 0..records.len() {
-                    clusters.entry(uf.find(i)).or_default().push(i);
+                // Rejected and disputed pairs are cannot-link constraints: they
+                // stay apart even when other records connect them.
+                let edges: Vec<(u32, u32, f64)> = exact.iter().map(|&(a, b)| (a, b, 1.0)).collect();
+                let labels = kith_resolve::cluster_constrained(
+                    records.len(),
+                    &edges,
+                    &kith_resolve::ClusterOptions {
+                        threshold: 0.0,
+                        guard: false,
+                        ..Default::default()
+                    },
+                    |_, _| false,
+                    &rejected,
+                );
+                let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                for (i, l) in labels.into_iter().enumerate() {
+                    clusters.entry(l).or_default().push(i);
                 }
                 clusters.into_values().collect()
             }
@@ -194,13 +181,18 @@ impl Hub {
                 self.store.queue_for_review(&unsure, now).await?;
                 // Shared identifiers and accepted pairs always link, whatever the model says.
                 edges.extend(exact.iter().map(|&(a, b)| (a, b, 1.0)));
-                let labels = kith_resolve::cluster(
-                    &prepared,
+                let labels = kith_resolve::cluster_constrained(
+                    prepared.len(),
                     &edges,
                     &kith_resolve::ClusterOptions {
                         threshold: model.threshold,
                         ..Default::default()
                     },
+                    |i, j| {
+                        kith_resolve::conflict(&prepared[i as usize], &prepared[j as usize])
+                            .is_some()
+                    },
+                    &rejected,
                 );
                 let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
                 for (i, l) in labels.into_iter().enumerate() {
@@ -532,23 +524,4 @@ fn derive_relationships(
             evidence,
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn union_find_roots_are_order_independent() {
-        let mut a = UnionFind::new(4);
-        a.union(3, 2);
-        a.union(2, 0);
-        let mut b = UnionFind::new(4);
-        b.union(0, 2);
-        b.union(2, 3);
-        for i in 0..4 {
-            assert_eq!(a.find(i), b.find(i));
-        }
-        assert_eq!(a.find(1), 1);
-    }
 }

@@ -89,6 +89,21 @@ pub fn cluster_with(
     opts: &ClusterOptions,
     conflicts: impl Fn(u32, u32) -> bool,
 ) -> Vec<u32> {
+    cluster_constrained(n, edges, opts, conflicts, &HashSet::new())
+}
+
+/// [`cluster_with`] under cannot-link constraints: pairs `(i, j)` with
+/// `i < j` that a person said are different parties. No edge, however
+/// strong, joins two groups when that would put such a pair together, so a
+/// rejection holds even when the two records are connected through others.
+/// Edges are taken strongest first, so the weakest link of a chain is the one refused.
+pub fn cluster_constrained(
+    n: usize,
+    edges: &[(u32, u32, f64)],
+    opts: &ClusterOptions,
+    conflicts: impl Fn(u32, u32) -> bool,
+    cannot_link: &HashSet<(u32, u32)>,
+) -> Vec<u32> {
     let mut kept: Vec<(u32, u32, f64)> = edges
         .iter()
         .filter(|&&(i, j, p)| p >= opts.threshold && i != j && (i as usize) < n && (j as usize) < n)
@@ -106,6 +121,16 @@ pub fn cluster_with(
         let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
         if ri == rj {
             continue;
+        }
+        if !cannot_link.is_empty() {
+            let forbidden = members[ri as usize].iter().any(|&x| {
+                members[rj as usize]
+                    .iter()
+                    .any(|&y| cannot_link.contains(&(x.min(y), x.max(y))))
+            });
+            if forbidden {
+                continue;
+            }
         }
         if opts.guard && p < opts.strong_edge {
             let blocked = members[ri as usize].iter().any(|&x| {
@@ -298,5 +323,23 @@ mod tests {
                 assert_eq!(first[l as usize], l);
             }
         }
+    }
+
+    #[test]
+    fn a_rejected_pair_stays_apart_even_through_others() {
+        // 0-1 and 1-2 are certain; a person said 0 and 2 are different people.
+        let edges = [(0, 1, 1.0), (1, 2, 0.9), (2, 3, 1.0)];
+        let cannot: HashSet<(u32, u32)> = [(0, 2)].into_iter().collect();
+        let opts = ClusterOptions {
+            guard: false,
+            ..Default::default()
+        };
+        let labels = cluster_constrained(4, &edges, &opts, |_, _| false, &cannot);
+        assert_eq!(labels[0], labels[1]);
+        assert_ne!(labels[0], labels[2], "{labels:?}");
+        assert_eq!(labels[2], labels[3]);
+        // Without the constraint they are one group.
+        let labels = cluster_constrained(4, &edges, &opts, |_, _| false, &HashSet::new());
+        assert!(labels.iter().all(|&l| l == 0));
     }
 }

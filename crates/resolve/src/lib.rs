@@ -49,7 +49,7 @@ pub mod record;
 pub mod train;
 
 pub use block::{BlockKey, BlockRule, Blocking, BlockingReport};
-pub use cluster::{ClusterOptions, Conflict, cluster, cluster_with, conflict};
+pub use cluster::{ClusterOptions, Conflict, cluster, cluster_constrained, cluster_with, conflict};
 pub use compare::{Attribute, MISSING, Vector, compare};
 pub use explain::{ComparisonExplanation, Explanation, explain};
 pub use model::{Decision, Model, ModelError, Scored};
