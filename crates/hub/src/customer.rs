@@ -227,17 +227,67 @@ impl Hub {
         Ok(split.id)
     }
 
+    /// Records a person's decision about two records. When the pair was
+    /// disputed by a customer ("this isn't me" puts the record against every
+    /// other record of their party), the decision settles the whole dispute:
+    /// every pair that customer disputed for the same record gets it, so one
+    /// accepted pair is not held apart by its still-disputed siblings.
+    pub async fn decide_review(
+        &self,
+        a: &RecordRef,
+        b: &RecordRef,
+        status: ReviewStatus,
+        by: &str,
+    ) -> Result<usize> {
+        let now = Utc::now();
+        let disputed = self
+            .store
+            .review_pairs(Some(ReviewStatus::Disputed))
+            .await?;
+        let this = disputed
+            .iter()
+            .find(|p| (&p.a == a && &p.b == b) || (&p.a == b && &p.b == a));
+        let mut pairs = vec![(a.clone(), b.clone())];
+        if let Some(this) = this {
+            // The disputed record is the one of the two that the customer's other disputes share.
+            let shares = |r: &RecordRef| {
+                disputed
+                    .iter()
+                    .filter(|p| p.decided_by == this.decided_by && (&p.a == r || &p.b == r))
+                    .count()
+            };
+            let record = if shares(&this.a) >= shares(&this.b) {
+                &this.a
+            } else {
+                &this.b
+            };
+            for p in &disputed {
+                let same = (&p.a == a && &p.b == b) || (&p.a == b && &p.b == a);
+                if !same && p.decided_by == this.decided_by && (&p.a == record || &p.b == record) {
+                    pairs.push((p.a.clone(), p.b.clone()));
+                }
+            }
+        }
+        for (x, y) in &pairs {
+            self.store.decide_review(x, y, status, by, now).await?;
+        }
+        Ok(pairs.len())
+    }
+
     /// Erasure: removes everything kith itself holds about the party (its
     /// records in the identity index, links, contributions and sessions), puts
     /// its records and identifiers on the suppression list so no later sync
     /// brings them back, and lists per source what the source's owner must
     /// erase. Returns the stored request with one receipt per source.
     pub async fn erase(&self, party: &PartyId, by: &str) -> Result<ErasureRequest> {
-        let (party, records) = self
+        let (party, mut records) = self
             .store
             .party_records(party)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no party has id {party}")))?;
+        // Only what is theirs with confidence: a record linked in the uncertain
+        // band may be someone else's, and erasing it would erase that person.
+        records.retain(|(link, _)| !self.is_uncertain(link));
         let now = Utc::now();
         let refs: Vec<RecordRef> = records.iter().map(|(l, _)| l.record.clone()).collect();
         let mut anchors: Vec<Anchor> = refs.iter().cloned().map(Anchor::Record).collect();
@@ -337,18 +387,32 @@ impl Hub {
     /// view as the audience may see it, the links and why, contributions,
     /// erasure requests and who looked at the record.
     pub async fn export(&self, party: &PartyId, audience: Audience) -> Result<serde_json::Value> {
-        let view = self.view_as(party, audience).await?;
-        let anchors: Vec<Anchor> = view
-            .records
-            .iter()
-            .map(|r| {
-                Anchor::Record(RecordRef {
-                    source: r.source.clone(),
-                    key: r.key.clone(),
-                })
-            })
-            .collect();
+        let mut view = self.view_as(party, audience).await?;
+        let (_, records) = self
+            .store
+            .party_records(&view.party)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no party has id {party}")))?;
+        // Contributions anchored to the records the audience sees and to their identifiers.
+        let mut anchors: Vec<Anchor> = Vec::new();
+        for (link, stored) in &records {
+            if audience == Audience::Customer && self.is_uncertain(link) {
+                continue;
+            }
+            anchors.push(Anchor::Record(link.record.clone()));
+            for id in &stored.identifiers {
+                let a = Anchor::Identifier { value: id.clone() };
+                if !anchors.contains(&a) {
+                    anchors.push(a);
+                }
+            }
+        }
         let contributions = self.store.contributions(&anchors).await?;
+        if audience == Audience::Customer {
+            // Relationships name other people (household members, colleagues):
+            // theirs to see, not this customer's to download.
+            view.relationships.clear();
+        }
         let erasure = self.store.erasure_requests(Some(&view.party)).await?;
         let audit = self.store.audit_log(Some(&view.party), 1000).await?;
         Ok(serde_json::json!({

@@ -381,7 +381,7 @@ async fn review(app: &App, action: ReviewAction) -> Result<()> {
         }
     }
     let now = chrono::Utc::now();
-    store.decide_review(&a, &b, status, &by, now).await?;
+    app.hub.decide_review(&a, &b, status, &by).await?;
     store
         .audit(&AuditEntry {
             at: now,

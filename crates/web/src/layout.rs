@@ -48,11 +48,15 @@ pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
 pub fn show(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "—".into(),
-        serde_json::Value::String(s) => s.clone(),
+        // Sources write times as ISO-8601; people read them as dates.
+        serde_json::Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => when(&t.with_timezone(&chrono::Utc)),
+            Err(_) => s.clone(),
+        },
         serde_json::Value::Object(m) => m
             .iter()
             .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| format!("{k}: {}", show(v)))
+            .map(|(k, v)| format!("{}: {}", k.replace('_', " "), show(v)))
             .collect::<Vec<_>>()
             .join(", "),
         serde_json::Value::Array(a) => a.iter().map(show).collect::<Vec<_>>().join(", "),

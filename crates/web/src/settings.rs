@@ -109,6 +109,7 @@ impl ServerSettings {
                 format!("{u:?} must start with http:// or https://"),
             ));
         }
+        out.extend(self.sender.problems());
         for (i, s) in self.situations.iter().enumerate() {
             let at = format!("server.situations[{i}]");
             if s.label.trim().is_empty() {
@@ -146,6 +147,94 @@ pub enum SenderConfig {
     /// Append each message as a JSON line to `dir/messages.jsonl` (for tests and
     /// for a mail relay that picks files up).
     File { dir: PathBuf },
+    /// E-mail each code through an SMTP relay. It reaches e-mail addresses
+    /// only: a customer signing in with a phone number gets no code.
+    Smtp {
+        host: String,
+        #[serde(default = "default_smtp_port")]
+        port: u16,
+        /// The sender, `no-reply@example.com` or `Example <no-reply@example.com>`.
+        from: String,
+        /// The environment variables holding the relay's user name and
+        /// password (both or neither): secrets never live in the file.
+        #[serde(default)]
+        username_env: Option<String>,
+        #[serde(default)]
+        password_env: Option<String>,
+        /// Require STARTTLS (the default). `false` talks to the relay in clear:
+        /// only for a relay on the same machine, and never with a password.
+        #[serde(default = "default_starttls")]
+        starttls: bool,
+    },
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_starttls() -> bool {
+    true
+}
+
+impl SenderConfig {
+    /// Problems of the sender's settings, as (field under `server.sender`, message).
+    fn problems(&self) -> Vec<(String, String)> {
+        let SenderConfig::Smtp {
+            host,
+            port,
+            from,
+            username_env,
+            password_env,
+            starttls,
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            out.push((format!("server.sender.{field}"), message));
+        };
+        if host.trim().is_empty() {
+            problem("host", "must name the SMTP relay".into());
+        } else if *starttls
+            && let Err(e) = lettre::transport::smtp::client::TlsParameters::new(host.clone())
+        {
+            problem("host", format!("{host:?} cannot be used for TLS: {e}"));
+        }
+        if *port == 0 {
+            problem("port", "must be a port number (587 for STARTTLS)".into());
+        }
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            problem(
+                "from",
+                format!(
+                    "{from:?} is not an e-mail address (write no-reply@example.com or \"Example <no-reply@example.com>\")"
+                ),
+            );
+        }
+        if username_env.is_some() != password_env.is_some() {
+            problem(
+                "username_env",
+                "set both username_env and password_env, or neither".into(),
+            );
+        }
+        for (field, var) in [
+            ("username_env", username_env),
+            ("password_env", password_env),
+        ] {
+            if let Some(var) = var
+                && std::env::var(var).map_or(true, |v| v.is_empty())
+            {
+                problem(field, format!("the environment variable {var} is not set"));
+            }
+        }
+        if username_env.is_some() && !*starttls {
+            problem(
+                "starttls",
+                "must be true when the relay needs a password: it would travel in clear".into(),
+            );
+        }
+        out
+    }
 }
 
 /// A rule for what a customer is in the middle of: facts of `kind` whose
@@ -178,6 +267,39 @@ mod tests {
             Duration::from_secs(14 * 86_400)
         );
         assert!(kith_connect::duration::parse("soon").is_err());
+    }
+
+    fn smtp(sender: serde_json::Value) -> Vec<(String, String)> {
+        ServerSettings {
+            sender: serde_json::from_value(sender).unwrap(),
+            ..Default::default()
+        }
+        .problems()
+    }
+
+    #[test]
+    fn smtp_settings_are_checked_at_start_up() {
+        let ok = smtp(serde_json::json!({
+            "kind": "smtp", "host": "smtp.example.com", "from": "Example <no-reply@example.com>"
+        }));
+        assert!(ok.is_empty(), "{ok:?}");
+        let p = smtp(serde_json::json!({
+            "kind": "smtp", "host": "", "from": "nobody",
+            "username_env": "KITH_TEST_SMTP_USER_NOT_SET", "starttls": false
+        }));
+        let fields: Vec<&str> = p.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "server.sender.host",
+                "server.sender.from",
+                "server.sender.username_env",
+                "server.sender.username_env",
+                "server.sender.starttls"
+            ],
+            "{p:?}"
+        );
+        assert!(p[3].1.contains("KITH_TEST_SMTP_USER_NOT_SET is not set"));
     }
 
     #[test]

@@ -233,7 +233,7 @@ pub async fn decide(
         ReviewDecision::Reject => ReviewStatus::Rejected,
     };
     let at = Utc::now();
-    state.store().decide_review(&a, &b, status, &by, at).await?;
+    state.hub.decide_review(&a, &b, status, &by).await?;
     // The hub runs one linking at a time, so a concurrent run cannot undo this one.
     let report = state.hub.link(&()).await?;
     let a_party = party_of(&state, &a).await?;

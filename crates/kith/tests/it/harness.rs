@@ -29,6 +29,8 @@ pub struct Served {
     child: Child,
     /// The server's standard error so far (tests check secrets never reach it).
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Codes already handed out per address, so a new request waits for its own.
+    codes_seen: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 pub fn kith_in(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
@@ -109,6 +111,7 @@ impl Served {
             customer_email,
             child,
             log,
+            codes_seen: Default::default(),
         };
         served.wait_ready();
         served
@@ -138,20 +141,45 @@ impl Served {
     }
 
     /// The newest one-time code the file sender delivered to `to` (an e-mail
-    /// address or phone number as typed; matched against the normalised identifier).
+    /// address or phone number as typed; matched against the normalised
+    /// identifier). Codes are sent in the background, so this waits up to 5 s
+    /// for one newer than the last code seen for `to`.
     pub fn last_code_for(&self, to: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (count, code) = self.codes_for(to);
+            let mut seen = self.codes_seen.lock().unwrap();
+            let before = seen.get(to).copied().unwrap_or(0);
+            if count > before {
+                seen.insert(to.to_string(), count);
+                return code;
+            }
+            drop(seen);
+            if Instant::now() >= deadline {
+                return code;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many codes were sent to `to`, and the newest.
+    fn codes_for(&self, to: &str) -> (usize, Option<String>) {
         let path = self.dir.path().join("mail").join("messages.jsonl");
-        let text = std::fs::read_to_string(path).ok()?;
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return (0, None);
+        };
         let needle = to.to_lowercase();
-        text.lines()
-            .rev()
+        let codes: Vec<String> = text
+            .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|m| {
+            .filter(|m| {
                 m["to"]
                     .as_str()
                     .is_some_and(|t| t.to_lowercase().ends_with(&needle))
             })
-            .and_then(|m| m["code"].as_str().map(str::to_string))
+            .filter_map(|m| m["code"].as_str().map(str::to_string))
+            .collect();
+        (codes.len(), codes.last().cloned())
     }
 
     /// Kills the server with SIGKILL (no chance to flush or shut down cleanly).

@@ -1,7 +1,10 @@
 //! End-to-end tests: the real `kith` binary on a generated multi-source business.
 
 mod api;
+mod browser;
 mod cli;
+mod console;
 mod harness;
 mod ingest;
+mod portal;
 mod serve;

@@ -68,11 +68,18 @@ pub async fn request(state: &AppState, input: &str) -> Result<CodeRequest, PageE
             expires_at: now + TimeDelta::from_std(s.code_ttl).unwrap_or(TimeDelta::MAX),
         })
         .await?;
-    state
-        .sender
-        .send(&target.identifier, &code, s.code_ttl.as_secs().div_ceil(60))
-        .await
-        .map_err(PageError::internal)?;
+    // Sent in the background: waiting for a mail relay here would make an
+    // address that gets a code answer slower than one that does not.
+    let (sender, identifier, minutes) = (
+        state.sender.clone(),
+        target.identifier.clone(),
+        s.code_ttl.as_secs().div_ceil(60),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = sender.send(&identifier, &code, minutes).await {
+            tracing::error!("{e}");
+        }
+    });
     Ok(CodeRequest::Sent {
         masked: target.masked,
     })
