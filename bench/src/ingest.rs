@@ -65,8 +65,10 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         Arc::new(kith_web::LogSender),
     );
     let wake = Arc::new(tokio::sync::Notify::new());
-    kith_ingest::spawn_resolver(hub, wake.clone(), Duration::from_millis(500));
-    let app = kith::serve::router(state, Some((log.clone(), wake)));
+    kith_ingest::spawn_resolver(hub, log.clone(), wake.clone(), Duration::from_millis(500));
+    // The change feed is part of what kith serve runs, so it is part of what is measured.
+    let feed = kith_feed::Feed::watch(store.clone()).await?;
+    let app = kith::serve::router(state, Some((log.clone(), wake)), feed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -6,7 +6,9 @@
 //! - [`log`] is the durable event log: an event is committed with fsync
 //!   (group commit) before it is acknowledged, and a `messageId` seen in the
 //!   last 7 days is not stored twice.
+//! - [`changes`] feeds ingested events into the change feed.
 
+pub mod changes;
 pub mod event;
 pub mod log;
 pub mod routes;
@@ -38,13 +40,18 @@ impl Default for IngestSettings {
 
 /// Resolves ingested identities off the acknowledgement path: after events
 /// are committed the routes wake this task, which (at most every `pause`)
-/// syncs the ingest source into the identity index and relinks.
+/// syncs the ingest source into the identity index and relinks, then feeds
+/// the new events into the change feed (with the parties just resolved).
 pub fn spawn_resolver(
     hub: std::sync::Arc<kith_hub::Hub>,
+    log: std::sync::Arc<EventLog>,
     wake: std::sync::Arc<tokio::sync::Notify>,
     pause: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // One cycle at start: events committed before a restart may not have
+        // been resolved or fed yet.
+        wake.notify_one();
         loop {
             wake.notified().await;
             // Let a burst of requests land before resolving them together.
@@ -61,6 +68,13 @@ pub fn spawn_resolver(
                     }
                 }
                 Err(e) => tracing::error!("resolving ingested identities failed: {e}"),
+            }
+            // A failure leaves the feed's position where it was; the cycle
+            // runs again soon even if no event comes to wake it.
+            if let Err(e) = changes::feed_events(hub.store().as_ref(), &log).await {
+                tracing::error!("{e}; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                wake.notify_one();
             }
         }
     })

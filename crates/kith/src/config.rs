@@ -26,6 +26,8 @@ struct RawConfig {
     server: kith_web::ServerSettings,
     #[serde(default)]
     ingest: kith_ingest::IngestSettings,
+    #[serde(default)]
+    changes: kith_feed::ChangesSettings,
 }
 
 /// A validated configuration, paths resolved against the file's folder.
@@ -42,6 +44,8 @@ pub struct Config {
     pub server: kith_web::ServerSettings,
     /// The Segment-compatible ingest API and its event log (path resolved).
     pub ingest: kith_ingest::IngestSettings,
+    /// Where the change feed is delivered besides its SSE endpoint.
+    pub changes: kith_feed::ChangesSettings,
 }
 
 /// Why a configuration cannot be used. Its display names file, line and field.
@@ -154,6 +158,9 @@ impl Config {
         for (field, message) in raw.server.problems() {
             problem(dotted(&field), message);
         }
+        for (field, message) in raw.changes.problems() {
+            problem(dotted(&field), message);
+        }
         if raw.sources.is_empty() {
             problem(
                 vec![Seg::Key("sources".into())],
@@ -225,6 +232,7 @@ impl Config {
             sources,
             server,
             ingest,
+            changes: raw.changes,
         })
     }
 }
@@ -465,6 +473,25 @@ kind = "transaction"
             !e.contains("hunter2"),
             "the password is never repeated: {e}"
         );
+    }
+
+    #[test]
+    fn change_feed_mistakes_name_line_and_field() {
+        let d = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{GOOD}\n[[changes.webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/k\"\nsecret_env = \"CRM\"\n\n[[changes.webhooks]]\nname = \"shop\"\nurl = \"shop.example.com\"\nsecret_env = \"SHOP\"\n"
+        );
+        let e = Config::load(&write(d.path(), &text))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kith.toml:32: changes.webhooks[1].url"), "{e}");
+        let c = Config::load(&write(
+            d.path(),
+            &text.replace("shop.example.com", "https://shop.example.com"),
+        ))
+        .unwrap();
+        assert_eq!(c.changes.webhooks.len(), 2);
+        assert!(c.changes.nats.is_none());
     }
 
     #[test]

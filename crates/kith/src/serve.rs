@@ -22,6 +22,7 @@ const BODY_LIMIT: usize = 512 * 1024;
 pub fn router(
     state: AppState,
     events: Option<(Arc<kith_ingest::EventLog>, Arc<tokio::sync::Notify>)>,
+    feed: kith_feed::Feed,
 ) -> Router {
     let ingest = match events {
         Some((log, wake)) => kith_ingest::routes(state.clone(), log, wake),
@@ -30,6 +31,7 @@ pub fn router(
     Router::new()
         .merge(kith_web::routes())
         .merge(ingest)
+        .merge(kith_feed::routes(feed))
         .merge(kith_api::routes())
         .merge(kith_portal::routes())
         .merge(kith_console::routes())
@@ -93,10 +95,25 @@ pub async fn start(
     });
     let events = events.map(|log| {
         let wake = Arc::new(tokio::sync::Notify::new());
-        kith_ingest::spawn_resolver(hub.clone(), wake.clone(), Duration::from_millis(500));
+        kith_ingest::spawn_resolver(
+            hub.clone(),
+            log.clone(),
+            wake.clone(),
+            Duration::from_millis(500),
+        );
         (log, wake)
     });
-    let app = router(state, events);
+    // The change feed: its SSE routes, and the webhooks and NATS publisher
+    // configured in [changes]. A missing webhook secret stops serve here.
+    let feed = kith_feed::Feed::watch(hub.store().clone()).await?;
+    let started = kith_feed::start(&config.changes, &feed).await?;
+    for name in &started.webhooks {
+        tracing::info!("change feed: delivering to webhook {name}");
+    }
+    if let Some(nats) = &started.nats {
+        tracing::info!("change feed: publishing to NATS {nats}");
+    }
+    let app = router(state, events, feed);
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -29,9 +29,9 @@ use kith_model::{
 };
 
 use crate::{
-    ApiScope, AuditEntry, ErasureReceipt, ErasureRequest, Error, HubStore, IndexEntry, NewApiKey,
-    NewContribution, NewLoginCode, NewStaffUser, Session, SessionSubject, StaffRole, Suppression,
-    SyncState, UpsertCounts,
+    ApiScope, AuditEntry, Change, ChangeKind, ErasureReceipt, ErasureRequest, Error, HubStore,
+    IndexEntry, NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, ReviewStatus,
+    Session, SessionSubject, StaffRole, Suppression, SyncState, UpsertCounts,
 };
 
 /// Why a check failed.
@@ -201,6 +201,9 @@ checks![
     sessions_lifecycle,
     login_codes_work_once,
     erasure_requests_follow_merges,
+    changes_follow_each_write,
+    failed_writes_emit_no_changes,
+    changes_resume_from_any_seq,
 ];
 
 // --- fixtures -------------------------------------------------------------------
@@ -2134,6 +2137,382 @@ async fn erasure_requests_follow_merges(s: &dyn HubStore) -> Outcome {
         ids(s.erasure_requests(Some(&PartyId::generate(t(5)))).await?),
         Vec::<i64>::new(),
         "an unknown party has none"
+    );
+    Ok(())
+}
+
+// --- change feed ------------------------------------------------------------------
+
+/// The changes appended since `after`, as (kind, subject, party).
+async fn feed_since(
+    s: &dyn HubStore,
+    after: i64,
+) -> Result<Vec<(ChangeKind, String, Option<String>)>, Failure> {
+    Ok(s.changes_after(after, 10_000)
+        .await?
+        .into_iter()
+        .map(|c| (c.kind, c.subject, c.party.map(|p| p.as_str().to_string())))
+        .collect())
+}
+
+fn fed(
+    kind: ChangeKind,
+    subject: &str,
+    party: Option<&PartyId>,
+) -> (ChangeKind, String, Option<String>) {
+    (
+        kind,
+        subject.to_string(),
+        party.map(|p| p.as_str().to_string()),
+    )
+}
+
+async fn changes_follow_each_write(s: &dyn HubStore) -> Outcome {
+    use ChangeKind as K;
+    ensure_eq!(
+        s.latest_change_seq().await?,
+        0,
+        "an empty store has no changes"
+    );
+    ensure_eq!(
+        s.changes_after(0, 10).await?,
+        Vec::<Change>::new(),
+        "nor lists any"
+    );
+
+    // Records: new ones, re-sends (nothing), a real update.
+    let mut at = 0;
+    s.upsert_records(
+        &[
+            entry("crm", "1", "ann@example.com"),
+            entry("crm", "2", "bo@example.com"),
+        ],
+        t(10),
+    )
+    .await?;
+    ensure_eq!(
+        feed_since(s, at).await?,
+        vec![
+            fed(K::RecordInserted, "crm:1", None),
+            fed(K::RecordInserted, "crm:2", None)
+        ],
+        "an upsert reports each new record"
+    );
+    at = s.latest_change_seq().await?;
+    s.upsert_records(&[entry("crm", "1", "ann@example.com")], t(11))
+        .await?;
+    ensure_eq!(
+        feed_since(s, at).await?,
+        vec![],
+        "a re-send is not a change"
+    );
+
+    // Parties and links.
+    let a = party_at(20, rec("crm", "1"));
+    s.create_parties(std::slice::from_ref(&a)).await?;
+    s.create_parties(std::slice::from_ref(&a)).await?;
+    s.set_links(&[link(&rec("crm", "1"), &a.id, 21)]).await?;
+    let mut refreshed = link(&rec("crm", "1"), &a.id, 22);
+    refreshed.evidence = vec!["email equal".into()];
+    s.set_links(&[refreshed]).await?;
+    ensure_eq!(
+        feed_since(s, at).await?,
+        vec![
+            fed(K::PartyCreated, a.id.as_str(), Some(&a.id)),
+            fed(K::LinkChanged, "crm:1", Some(&a.id)),
+        ],
+        "a new party once, a new link once (new evidence alone is not news)"
+    );
+    at = s.latest_change_seq().await?;
+    let mut moved = entry("crm", "1", "ann@example.com");
+    moved.record.attrs.full_name = Some("Ann Lee-Smith".into());
+    s.upsert_records(&[moved], t(23)).await?;
+    let b = new_party(s, 24).await?;
+    s.set_links(&[link(&rec("crm", "1"), &b.id, 25)]).await?;
+    s.redirect_party(&a.id, &b.id, t(26)).await?;
+    s.redirect_party(&a.id, &b.id, t(27)).await?;
+    let got = s.changes_after(at, 100).await?;
+    ensure_eq!(
+        got.iter()
+            .map(|c| (c.kind, c.subject.clone(), c.party.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (K::RecordUpdated, "crm:1".to_string(), Some(a.id.clone())),
+            (K::PartyCreated, b.id.to_string(), Some(b.id.clone())),
+            (K::LinkChanged, "crm:1".to_string(), Some(b.id.clone())),
+            (K::PartyMerged, a.id.to_string(), Some(b.id.clone())),
+        ],
+        "an update names the record's party; a move and a merge (once) are reported"
+    );
+    ensure_eq!(
+        got[2].data["previous_party"],
+        serde_json::json!(a.id.as_str()),
+        "a moved link names the party it left"
+    );
+    ensure_eq!(
+        got[3].data,
+        serde_json::json!({"from": a.id.as_str(), "into": b.id.as_str()}),
+        "a merge names both ids"
+    );
+
+    // Unlinking, removal, retirement.
+    at = s.latest_change_seq().await?;
+    s.unlink(&rec("crm", "2")).await?;
+    s.set_links(&[link(&rec("crm", "2"), &b.id, 30)]).await?;
+    s.unlink(&rec("crm", "2")).await?;
+    s.remove_records(&[rec("crm", "1"), rec("crm", "404")])
+        .await?;
+    s.retire_party(&b.id).await?;
+    s.retire_party(&b.id).await?;
+    ensure_eq!(
+        feed_since(s, at).await?,
+        vec![
+            fed(K::LinkChanged, "crm:2", Some(&b.id)),
+            fed(K::LinkRemoved, "crm:2", Some(&b.id)),
+            fed(K::RecordRemoved, "crm:1", Some(&b.id)),
+            fed(K::PartyRetired, b.id.as_str(), Some(&b.id)),
+        ],
+        "only what existed is reported gone"
+    );
+
+    // Contributions, decisions, erasure.
+    at = s.latest_change_seq().await?;
+    let c = new_party(s, 40).await?;
+    let contribution = |kind, attribute: &str, value| NewContribution {
+        party: c.id.clone(),
+        anchor: Anchor::Identifier {
+            value: "email:cy@example.com".into(),
+        },
+        kind,
+        attribute: attribute.into(),
+        value,
+        by: "staff:jo@example.com".into(),
+        created_at: t(41),
+    };
+    let consent = s
+        .add_contribution(&contribution(
+            ContributionKind::Consent,
+            "newsletter",
+            serde_json::json!(false),
+        ))
+        .await?;
+    let correction = s
+        .add_contribution(&contribution(
+            ContributionKind::Correction,
+            "email",
+            serde_json::json!("cy.new@example.com"),
+        ))
+        .await?;
+    s.decide_review(
+        &rec("shop", "9"),
+        &rec("crm", "2"),
+        ReviewStatus::Rejected,
+        "staff:jo@example.com",
+        t(42),
+    )
+    .await?;
+    let erasure = s
+        .add_erasure_request(&ErasureRequest {
+            id: 0,
+            party: c.id.clone(),
+            requested_by: format!("customer:{}", c.id),
+            requested_at: t(43),
+            receipts: vec![ErasureReceipt {
+                source: "billing".into(),
+                records: vec![rec("billing", "C-17")],
+                action: "requested".into(),
+                detail: "ticket sent to cy@example.com's account manager".into(),
+                at: t(43),
+            }],
+        })
+        .await?;
+    let got = s.changes_after(at, 100).await?;
+    ensure_eq!(
+        got.iter()
+            .map(|c| (c.kind, c.subject.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (K::PartyCreated, c.id.to_string()),
+            (K::ConsentChanged, format!("contribution:{consent}")),
+            (K::ContributionAdded, format!("contribution:{correction}")),
+            (K::ReviewDecided, "review:crm:2|shop:9".to_string()),
+            (K::ErasureRequested, format!("erasure:{erasure}")),
+        ],
+        "contributions by kind, decisions and erasure requests are reported"
+    );
+    ensure_eq!(
+        (&got[1].data["attribute"], &got[1].data["value"]),
+        (&serde_json::json!("newsletter"), &serde_json::json!(false)),
+        "a consent carries its attribute and new value"
+    );
+    ensure_eq!(
+        got[4].data["receipts"][0]["records"][0],
+        serde_json::json!({"source": "billing", "key": "C-17"}),
+        "an erasure names the records each source must erase"
+    );
+
+    // Strictly increasing, and nothing personal.
+    let all = s.changes_after(0, 10_000).await?;
+    ensure!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seqs are not strictly increasing: {:?}",
+        all.iter().map(|c| c.seq).collect::<Vec<_>>()
+    );
+    ensure_eq!(
+        s.latest_change_seq().await?,
+        all.last().map(|c| c.seq).unwrap_or(0),
+        "the latest seq is the last change's"
+    );
+    for c in &all {
+        let text = c.data.to_string();
+        ensure!(
+            !text.contains('@') && !text.contains("Ann"),
+            "change {} ({}) carries an identity value: {text}",
+            c.seq,
+            c.kind
+        );
+    }
+    Ok(())
+}
+
+async fn failed_writes_emit_no_changes(s: &dyn HubStore) -> Outcome {
+    let a = new_party(s, 1).await?;
+    let b = new_party(s, 2).await?;
+    s.redirect_party(&a.id, &b.id, t(3)).await?;
+    s.set_links(&[link(&rec("crm", "1"), &b.id, 4)]).await?;
+    let before = s.latest_change_seq().await?;
+    ensure!(before > 0, "the setup made changes");
+
+    let stranger = PartyId::generate(t(5));
+    expect_invalid(
+        s.set_links(&[
+            link(&rec("crm", "2"), &b.id, 6),
+            link(&rec("crm", "3"), &stranger, 6),
+        ])
+        .await,
+        "a link to an unknown party",
+    )?;
+    let fresh = party_at(7, rec("crm", "7"));
+    let mut clash = b.clone();
+    clash.kind = PartyKind::Organisation;
+    expect_invalid(
+        s.create_parties(&[fresh, clash]).await,
+        "a party that exists with other details",
+    )?;
+    expect_invalid(
+        s.redirect_party(&b.id, &a.id, t(8)).await,
+        "a redirect that closes a loop",
+    )?;
+    expect_invalid(s.retire_party(&b.id).await, "retiring a linked party")?;
+    expect_invalid(
+        s.decide_review(
+            &rec("crm", "1"),
+            &rec("crm", "1"),
+            ReviewStatus::Accepted,
+            "cli",
+            t(9),
+        )
+        .await,
+        "a record reviewed against itself",
+    )?;
+    ensure!(
+        s.append_changes(&[NewChange::party_retired(&a.id)], Some(("", 1)))
+            .await
+            .is_err(),
+        "a cursor without a consumer name is refused"
+    );
+    ensure_eq!(
+        s.latest_change_seq().await?,
+        before,
+        "refused writes append no changes"
+    );
+    ensure_eq!(
+        s.changes_after(before, 10).await?,
+        Vec::<Change>::new(),
+        "nothing to read after them"
+    );
+    Ok(())
+}
+
+async fn changes_resume_from_any_seq(s: &dyn HubStore) -> Outcome {
+    let entries: Vec<IndexEntry> = (0..7)
+        .map(|i| entry("crm", &i.to_string(), &format!("p{i}@example.com")))
+        .collect();
+    s.upsert_records(&entries, t(1)).await?;
+    let produced: Vec<NewChange> = (0..3)
+        .map(|i| NewChange {
+            kind: ChangeKind::EventsIngested,
+            party: None,
+            subject: format!("events:{i}-{i}"),
+            data: serde_json::json!({"first_seq": i, "last_seq": i, "count": 1}),
+        })
+        .collect();
+    ensure_eq!(
+        s.feed_cursor("ingest.resolver").await?,
+        None,
+        "an unknown consumer has no position"
+    );
+    let last = s
+        .append_changes(&produced, Some(("ingest.resolver", 3)))
+        .await?;
+    ensure_eq!(
+        s.feed_cursor("ingest.resolver").await?,
+        Some(3),
+        "the producer's position is stored with its changes"
+    );
+    let all = s.changes_after(0, 1000).await?;
+    ensure_eq!(all.len(), 10, "seven records and three appended changes");
+    ensure_eq!(last, all[9].seq, "append returns the last seq");
+    ensure_eq!(
+        all[9].data,
+        serde_json::json!({"first_seq": 2, "last_seq": 2, "count": 1}),
+        "appended data reads back"
+    );
+    // Paging from any position, however small the page, gives the same feed.
+    for page in [1, 3, 4] {
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let got = s.changes_after(cursor, page).await?;
+            ensure!(got.len() <= page, "a page of {page} held {}", got.len());
+            let Some(l) = got.last() else { break };
+            cursor = l.seq;
+            seen.extend(got);
+        }
+        ensure_eq!(
+            seen,
+            all.clone(),
+            "paging by {page} reads every change once"
+        );
+    }
+    ensure_eq!(
+        s.changes_after(all[4].seq, 1000).await?,
+        all[5..].to_vec(),
+        "resuming after a seq gives exactly what followed it"
+    );
+    ensure_eq!(
+        s.changes_after(last, 10).await?,
+        Vec::<Change>::new(),
+        "nothing after the last"
+    );
+    // Nothing to append still moves the cursor, and reports the latest seq.
+    ensure_eq!(
+        s.append_changes(&[], Some(("ingest.resolver", 9))).await?,
+        last,
+        "an empty append returns the latest seq"
+    );
+    ensure_eq!(s.feed_cursor("ingest.resolver").await?, Some(9), "moved");
+    s.set_feed_cursor("webhook:crm", all[2].seq).await?;
+    s.set_feed_cursor("webhook:crm", all[6].seq).await?;
+    ensure_eq!(
+        s.feed_cursor("webhook:crm").await?,
+        Some(all[6].seq),
+        "a cursor reads back its last position"
+    );
+    ensure_eq!(
+        s.feed_cursor("ingest.resolver").await?,
+        Some(9),
+        "cursors are kept per consumer"
     );
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! (with merge redirects), relationships between parties, the byte-offset
 //! indexes of file sources, sync cursors, what customers and staff contributed,
 //! the suppression list, quarantined rows (location and reason, never content),
-//! and the audit log.
+//! the audit log, and the change feed's outbox ([`changes`]).
 //!
 //! [`HubStore`] is the one seam; [`SqliteStore`] is the embedded default. The
 //! trait speaks the model's types and plain values — no SQL dialect leaks
@@ -14,6 +14,7 @@
 //! [`conformance`] suite.
 
 mod access;
+pub mod changes;
 pub mod conformance;
 mod error;
 mod sqlite;
@@ -31,6 +32,7 @@ pub use access::{
     ApiKey, ApiScope, ErasureReceipt, ErasureRequest, LoginCode, NewApiKey, NewLoginCode,
     NewStaffUser, Session, SessionSubject, StaffRole, StaffUser,
 };
+pub use changes::{Change, ChangeKind, NewChange};
 pub use error::{Error, Result};
 pub use sqlite::SqliteStore;
 
@@ -395,4 +397,40 @@ pub trait HubStore: Send + Sync {
     async fn add_erasure_request(&self, request: &ErasureRequest) -> Result<i64>;
     /// Requests about one party (through redirects) or all, newest first.
     async fn erasure_requests(&self, party: Option<&PartyId>) -> Result<Vec<ErasureRequest>>;
+
+    // --- change feed ------------------------------------------------------
+    //
+    // The write methods above append their changes (see [`changes`]) in their
+    // own transaction: `upsert_records` (`record.inserted`/`record.updated`,
+    // only records that really changed), `remove_records` (`record.removed`),
+    // `set_links` (`link.changed`, only links whose party or rule changed),
+    // `unlink` (`link.removed`), `create_parties` (`party.created`, only new
+    // ones), `redirect_party` (`party.merged`), `retire_party`
+    // (`party.retired`, only when there was one), `add_contribution`
+    // (`consent.changed`, `preference.changed`, `contribution.added`),
+    // `decide_review` (`review.decided`), `add_erasure_request`
+    // (`erasure.requested`). A write that fails appends nothing.
+
+    /// Changes with a seq above `after`, oldest first, at most `limit`.
+    /// Seqs are strictly increasing in commit order and never reused, and a
+    /// change is only visible once every change with a lower seq is: reading
+    /// from the last seq seen misses nothing.
+    async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>>;
+    /// The highest seq given out so far (0 before the first change).
+    async fn latest_change_seq(&self) -> Result<i64>;
+    /// Appends changes made outside the store (ingested events), all or none,
+    /// and, when `cursor` is given, sets that consumer's position in the same
+    /// transaction, so the producer neither loses nor repeats a change when it
+    /// stops between the two. Returns the seq of the last change appended
+    /// (or the latest seq when there were none).
+    async fn append_changes(
+        &self,
+        changes: &[NewChange],
+        cursor: Option<(&str, i64)>,
+    ) -> Result<i64>;
+    /// Where a consumer of the feed stands (`webhook:<name>`, `nats`,
+    /// `ingest.resolver`), if it has stood anywhere yet.
+    async fn feed_cursor(&self, consumer: &str) -> Result<Option<i64>>;
+    /// Moves a consumer's position (forwards or, to replay, backwards).
+    async fn set_feed_cursor(&self, consumer: &str, seq: i64) -> Result<()>;
 }

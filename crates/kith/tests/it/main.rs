@@ -4,6 +4,7 @@ mod api;
 mod browser;
 mod cli;
 mod console;
+mod feed;
 mod harness;
 mod ingest;
 mod portal;

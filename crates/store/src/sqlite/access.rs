@@ -513,6 +513,7 @@ pub(super) async fn use_login_code(s: &SqliteStore, id: i64, at: Timestamp) -> R
 // --- erasure -----------------------------------------------------------------
 
 pub(super) async fn add_erasure_request(s: &SqliteStore, request: &ErasureRequest) -> Result<i64> {
+    let mut tx = s.write().await?;
     let done = sqlx::query(
         "INSERT INTO erasure_requests (party, requested_by, requested_at, receipts) \
          VALUES (?, ?, ?, ?)",
@@ -521,10 +522,14 @@ pub(super) async fn add_erasure_request(s: &SqliteStore, request: &ErasureReques
     .bind(request.requested_by.as_str())
     .bind(ts(request.requested_at))
     .bind(to_json(&request.receipts))
-    .execute(&s.pool)
+    .execute(&mut *tx)
     .await
     .ctx("add erasure request")?;
-    Ok(done.last_insert_rowid())
+    let id = done.last_insert_rowid();
+    let change = crate::NewChange::erasure_requested(id, request);
+    super::changes::append(&mut tx, &[change]).await?;
+    tx.commit().await.ctx("commit erasure request")?;
+    Ok(id)
 }
 
 pub(super) async fn erasure_requests(

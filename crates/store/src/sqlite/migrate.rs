@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "access",
         sql: include_str!("../../migrations/sqlite/0003_access.sql"),
     },
+    Migration {
+        version: 4,
+        name: "changes",
+        sql: include_str!("../../migrations/sqlite/0004_changes.sql"),
+    },
 ];
 
 /// The schema version this binary creates and understands.

@@ -1,6 +1,7 @@
 //! The embedded hub store: one SQLite file, nothing to install.
 
 mod access;
+mod changes;
 mod codec;
 mod migrate;
 mod sql;
@@ -29,9 +30,10 @@ use self::sql::{
 use self::upsert::{UPSERT_CHUNK, upsert_chunk};
 use crate::error::QueryContext;
 use crate::{
-    ApiKey, AuditEntry, ErasureRequest, Error, HubStore, IndexEntry, LoginCode, NewApiKey,
-    NewContribution, NewLoginCode, NewStaffUser, Result, ReviewPair, ReviewStatus, Session,
-    SessionSubject, StaffUser, StoredRecord, Suppression, SyncState, UpsertCounts,
+    ApiKey, AuditEntry, Change, ChangeKind, ErasureRequest, Error, HubStore, IndexEntry, LoginCode,
+    NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, Result, ReviewPair,
+    ReviewStatus, Session, SessionSubject, StaffUser, StoredRecord, Suppression, SyncState,
+    UpsertCounts,
 };
 
 /// `(source, key, identifier)` rows grouped by record.
@@ -244,10 +246,12 @@ impl HubStore for SqliteStore {
     ) -> Result<UpsertCounts> {
         let seen = ts(seen_at);
         let mut counts = UpsertCounts::default();
+        let mut feed = Vec::new();
         let mut tx = self.write().await?;
         for chunk in entries.chunks(UPSERT_CHUNK) {
-            upsert_chunk(&mut tx, chunk, &seen, &mut counts).await?;
+            upsert_chunk(&mut tx, chunk, &seen, &mut counts, &mut feed).await?;
         }
+        changes::append(&mut tx, &feed).await?;
         tx.commit().await.ctx("commit upsert")?;
         Ok(counts)
     }
@@ -321,9 +325,15 @@ impl HubStore for SqliteStore {
         let unique: BTreeSet<&RecordRef> = records.iter().collect();
         let unique: Vec<&RecordRef> = unique.into_iter().collect();
         let mut tx = self.write().await?;
+        let existing = changes::existing_with_parties(&mut tx, &unique).await?;
         delete_refs(&mut tx, "links", &unique, "remove links").await?;
         delete_refs(&mut tx, "identifiers", &unique, "remove identifiers").await?;
         let removed = delete_refs(&mut tx, "records", &unique, "remove records").await?;
+        let feed: Vec<NewChange> = existing
+            .into_iter()
+            .map(|(r, party)| NewChange::record(ChangeKind::RecordRemoved, &r, party))
+            .collect();
+        changes::append(&mut tx, &feed).await?;
         tx.commit().await.ctx("commit removal")?;
         Ok(removed)
     }
@@ -352,6 +362,7 @@ impl HubStore for SqliteStore {
         // One transaction for the lot: linking creates thousands at once, and
         // a commit per party would be a disk flush per party.
         let mut tx = self.write().await?;
+        let mut feed = Vec::new();
         for party in parties {
             if let Some(to) = redirect_of(&mut tx, party.id.as_str()).await? {
                 return Err(Error::Invalid(format!(
@@ -387,7 +398,9 @@ impl HubStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .ctx("create party")?;
+            feed.push(NewChange::party_created(party));
         }
+        changes::append(&mut tx, &feed).await?;
         tx.commit().await.ctx("commit parties")
     }
 
@@ -495,6 +508,7 @@ impl HubStore for SqliteStore {
             }
             current = next;
         }
+        let before = redirect_of(&mut tx, from.as_str()).await?;
         sqlx::query(
             "INSERT INTO party_redirects (from_id, to_id, at) VALUES (?, ?, ?) \
              ON CONFLICT (from_id) DO UPDATE SET to_id = excluded.to_id, at = excluded.at",
@@ -505,6 +519,10 @@ impl HubStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .ctx("redirect party")?;
+        // Redirecting again to the same party merges nothing new.
+        if before.as_deref() != Some(to.as_str()) {
+            changes::append(&mut tx, &[NewChange::party_merged(from, to)]).await?;
+        }
         tx.commit().await.ctx("commit redirect")
     }
 
@@ -520,11 +538,14 @@ impl HubStore for SqliteStore {
                 "cannot retire party {id}: {linked} record(s) are still linked to it"
             )));
         }
-        sqlx::query("DELETE FROM parties WHERE id = ?")
+        let done = sqlx::query("DELETE FROM parties WHERE id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
             .ctx("retire party")?;
+        if done.rows_affected() > 0 {
+            changes::append(&mut tx, &[NewChange::party_retired(id)]).await?;
+        }
         tx.commit().await.ctx("commit retirement")
     }
 
@@ -564,6 +585,12 @@ impl HubStore for SqliteStore {
 
     async fn set_links(&self, links: &[Link]) -> Result<()> {
         let mut tx = self.write().await?;
+        let refs: Vec<&RecordRef> = links.iter().map(|l| &l.record).collect();
+        // What each record was linked by before, kept current as the batch
+        // goes so a record linked twice in one call is compared with its
+        // first link.
+        let mut before = changes::links_of(&mut tx, &refs).await?;
+        let mut feed = Vec::new();
         let mut checked: HashSet<&str> = HashSet::new();
         for link in links {
             let id = link.party.as_str();
@@ -588,6 +615,17 @@ impl HubStore for SqliteStore {
                     link.record, link.score
                 )));
             }
+            // The feed reports a link that is new or names another party or
+            // rule; a rewrite that only refreshes evidence is not news.
+            let now = (id.to_string(), link.rule.clone());
+            match before.insert(link.record.clone(), now.clone()) {
+                Some(was) if was == now => {}
+                Some((party, _)) => feed.push(NewChange::link_changed(
+                    link,
+                    Some(&PartyId::from_stored(party)),
+                )),
+                None => feed.push(NewChange::link_changed(link, None)),
+            }
             sqlx::query(
                 "INSERT INTO links (source, key, party_id, rule, score, evidence, linked_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET \
@@ -605,17 +643,24 @@ impl HubStore for SqliteStore {
             .await
             .ctx("set link")?;
         }
+        changes::append(&mut tx, &feed).await?;
         tx.commit().await.ctx("commit links")
     }
 
     async fn unlink(&self, record: &RecordRef) -> Result<()> {
-        sqlx::query("DELETE FROM links WHERE source = ? AND key = ?")
-            .bind(record.source.as_str())
-            .bind(record.key.as_str())
-            .execute(&self.pool)
-            .await
-            .ctx("unlink")?;
-        Ok(())
+        let mut tx = self.write().await?;
+        let party: Option<String> =
+            sqlx::query_scalar("DELETE FROM links WHERE source = ? AND key = ? RETURNING party_id")
+                .bind(record.source.as_str())
+                .bind(record.key.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("unlink")?;
+        if let Some(party) = party {
+            let change = NewChange::link_removed(record, PartyId::from_stored(party));
+            changes::append(&mut tx, &[change]).await?;
+        }
+        tx.commit().await.ctx("commit unlink")
     }
 
     async fn link(&self, record: &RecordRef) -> Result<Option<Link>> {
@@ -804,6 +849,7 @@ impl HubStore for SqliteStore {
     // --- contributions ------------------------------------------------------
 
     async fn add_contribution(&self, c: &NewContribution) -> Result<i64> {
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "INSERT INTO contributions (party_id, anchor, anchor_key, kind, attribute, value, \
              author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -816,10 +862,13 @@ impl HubStore for SqliteStore {
         .bind(to_json(&c.value))
         .bind(c.by.as_str())
         .bind(ts(c.created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .ctx("add contribution")?;
-        Ok(done.last_insert_rowid())
+        let id = done.last_insert_rowid();
+        changes::append(&mut tx, &[NewChange::contribution(id, c)]).await?;
+        tx.commit().await.ctx("commit contribution")?;
+        Ok(id)
     }
 
     async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>> {
@@ -931,6 +980,7 @@ impl HubStore for SqliteStore {
             ));
         }
         let (a, b) = ordered(a, b);
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO review_pairs (a_source, a_key, b_source, b_key, status, decided_by, decided_at, queued_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -945,10 +995,11 @@ impl HubStore for SqliteStore {
         .bind(by)
         .bind(ts(at))
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .ctx("decide review pair")?;
-        Ok(())
+        changes::append(&mut tx, &[NewChange::review_decided(a, b, status, by)]).await?;
+        tx.commit().await.ctx("commit review decision")
     }
 
     async fn review_pairs(&self, status: Option<ReviewStatus>) -> Result<Vec<ReviewPair>> {
@@ -1266,6 +1317,34 @@ impl HubStore for SqliteStore {
 
     async fn erasure_requests(&self, party: Option<&PartyId>) -> Result<Vec<ErasureRequest>> {
         access::erasure_requests(self, party).await
+    }
+
+    // --- change feed --------------------------------------------------------
+
+    async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
+        changes::changes_after(self, after, limit).await
+    }
+
+    async fn latest_change_seq(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await.ctx("acquire connection")?;
+        changes::latest_seq(&mut conn).await
+    }
+
+    async fn append_changes(
+        &self,
+        changes: &[NewChange],
+        cursor: Option<(&str, i64)>,
+    ) -> Result<i64> {
+        changes::append_changes(self, changes, cursor).await
+    }
+
+    async fn feed_cursor(&self, consumer: &str) -> Result<Option<i64>> {
+        changes::feed_cursor(self, consumer).await
+    }
+
+    async fn set_feed_cursor(&self, consumer: &str, seq: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await.ctx("acquire connection")?;
+        changes::set_cursor(&mut conn, consumer, seq).await
     }
 }
 

@@ -12,7 +12,7 @@ use super::sql::{
     MAX_PARAMS, bind_refs, delete_refs, get, query, ref_table, suppressed_values, tuples,
 };
 use crate::error::QueryContext;
-use crate::{IndexEntry, Result, UpsertCounts};
+use crate::{ChangeKind, IndexEntry, NewChange, Result, UpsertCounts};
 
 /// A record in the form it is stored, compared column by column to tell an
 /// update from a re-send. The JSON of equal model values is equal, so text
@@ -127,11 +127,14 @@ async fn load_stored(
     Ok(stored)
 }
 
+/// Upserts one chunk and adds a `record.inserted` or `record.updated` to
+/// `changes` for each record it really wrote (a re-send only moves `last_seen`).
 pub(super) async fn upsert_chunk(
     conn: &mut SqliteConnection,
     chunk: &[IndexEntry],
     seen: &str,
     counts: &mut UpsertCounts,
+    changes: &mut Vec<NewChange>,
 ) -> Result<()> {
     let record_keys: BTreeSet<String> =
         chunk.iter().map(|e| record_key(&e.record.record)).collect();
@@ -202,6 +205,26 @@ pub(super) async fn upsert_chunk(
                 });
             }
         }
+    }
+
+    // The feed names the party an updated record is linked to; a new record
+    // has none yet.
+    let updated_refs: Vec<&RecordRef> = pending
+        .iter()
+        .filter(|p| !p.new && p.state.is_some())
+        .map(|p| &p.record)
+        .collect();
+    let mut parties = super::changes::parties_of(conn, &updated_refs).await?;
+    for p in pending.iter().filter(|p| p.state.is_some()) {
+        changes.push(if p.new {
+            NewChange::record(ChangeKind::RecordInserted, &p.record, None)
+        } else {
+            NewChange::record(
+                ChangeKind::RecordUpdated,
+                &p.record,
+                parties.remove(&p.record),
+            )
+        });
     }
 
     // New records, several to a statement.

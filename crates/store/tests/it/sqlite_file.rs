@@ -197,7 +197,10 @@ async fn a_version_2_store_keeps_its_review_queue_and_learns_disputes() {
     conn.close().await.unwrap();
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        SqliteStore::SCHEMA_VERSION
+    );
     let pairs = store.review_pairs(None).await.unwrap();
     let got: Vec<(String, ReviewStatus, Option<f64>, Option<String>)> = pairs
         .iter()
