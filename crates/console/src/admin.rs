@@ -34,6 +34,43 @@ async fn audit(state: &AppState, staff: &Staff, action: &str, detail: String) ->
     Ok(())
 }
 
+/// What an admin page says besides its list.
+enum Said<T> {
+    /// The notice a redirect asked for (`?notice=…`), if any.
+    Notice(Option<String>),
+    /// What was just made, shown this once (a key, a password).
+    Made(T),
+    /// Why the form was refused, and the status to answer with.
+    Refused(StatusCode, String),
+}
+
+impl<T> Said<T> {
+    fn notice(q: &NoticeQuery) -> Self {
+        Said::Notice(crate::notice(q.notice.as_deref()))
+    }
+
+    /// (status, notice, what was made, error) for the page.
+    fn parts(self) -> (StatusCode, Option<String>, Option<T>, Option<String>) {
+        match self {
+            Said::Notice(n) => (StatusCode::OK, n, None, None),
+            Said::Made(made) => (StatusCode::OK, None, Some(made), None),
+            Said::Refused(status, error) => (status, None, None, Some(error)),
+        }
+    }
+}
+
+/// The id of a row a form acts on (`what`: "a key", "an account").
+fn id_of(raw: &str, what: &str) -> PageResult<i64> {
+    raw.trim()
+        .parse()
+        .map_err(|_| PageError::bad_request(format!("{raw:?} is not {what} id.")))
+}
+
+/// Back to an admin page after a change, saying what was done.
+fn done(page: &str, notice: &str) -> Response {
+    Redirect::to(&format!("/staff/admin/{page}?notice={notice}")).into_response()
+}
+
 /// A short single line of text from a form, or why not.
 fn short_text(what: &str, s: &str, required: bool) -> Result<String, String> {
     let s = s.trim();
@@ -78,14 +115,14 @@ struct KeysPage {
     label: String,
 }
 
+/// The keys page; `label` is what the form holds.
 async fn keys_page(
     state: &AppState,
     staff: &Staff,
-    notice: Option<String>,
-    new_key: Option<NewKey>,
-    error: Option<String>,
+    said: Said<NewKey>,
     label: String,
-) -> PageResult<String> {
+) -> PageResult<Response> {
+    let (status, notice, new_key, error) = said.parts();
     let mut chrome = chrome(state, staff, "API keys", Section::Keys).await?;
     chrome.notice = notice;
     let keys = state
@@ -104,37 +141,23 @@ async fn keys_page(
             active: k.revoked_at.is_none(),
         })
         .collect();
-    Ok(KeysPage {
+    let page = KeysPage {
         chrome,
         keys,
         new_key,
         error,
         label,
-    }
-    .render()?)
+    };
+    Ok((status, Html(page.render()?)).into_response())
 }
 
 pub(crate) async fn keys(
     State(state): State<AppState>,
     staff: Staff,
     Query(q): Query<NoticeQuery>,
-) -> PageResult<Html<String>> {
-    staff.require_admin()?;
-    let notice = crate::notice(q.notice.as_deref());
-    Ok(Html(
-        keys_page(&state, &staff, notice, None, None, String::new()).await?,
-    ))
-}
-
-/// The keys page again, with what was wrong in the form.
-async fn key_refused(
-    state: &AppState,
-    staff: &Staff,
-    error: String,
-    label: String,
 ) -> PageResult<Response> {
-    let html = keys_page(state, staff, None, None, Some(error), label).await?;
-    Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
+    staff.require_admin()?;
+    keys_page(&state, &staff, Said::notice(&q), String::new()).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,7 +183,10 @@ pub(crate) async fn keys_post(
     csrf::check(&staff.csrf, &f._csrf)?;
     match f.action.as_str() {
         "create" => {
-            let refuse = |error: String| key_refused(&state, &staff, error, f.label.clone());
+            let refuse = |error: String| {
+                let said = Said::Refused(StatusCode::BAD_REQUEST, error);
+                keys_page(&state, &staff, said, f.label.clone())
+            };
             let Some(scope) = ApiScope::parse(f.scope.trim()) else {
                 return refuse(format!(
                     "{:?} is not a scope: choose read, contribute or ingest.",
@@ -185,20 +211,18 @@ pub(crate) async fn keys_post(
                 key,
                 scope: scope.as_str(),
             };
-            let html = keys_page(&state, &staff, None, Some(new_key), None, String::new()).await?;
-            Ok(Html(html).into_response())
+            keys_page(&state, &staff, Said::Made(new_key), String::new()).await
         }
         "revoke" => {
-            let id: i64 =
-                f.id.trim()
-                    .parse()
-                    .map_err(|_| PageError::bad_request(format!("{:?} is not a key id.", f.id)))?;
+            let id = id_of(&f.id, "a key")?;
             let revoked = state.store().revoke_api_key(id, Utc::now()).await?;
             if revoked {
                 audit(&state, &staff, "key.revoke", format!("key {id}")).await?;
             }
-            let notice = if revoked { "revoked" } else { "not-revoked" };
-            Ok(Redirect::to(&format!("/staff/admin/keys?notice={notice}")).into_response())
+            Ok(done(
+                "keys",
+                if revoked { "revoked" } else { "not-revoked" },
+            ))
         }
         other => Err(PageError::bad_request(format!(
             "{other:?} is not something this page does: create or revoke."
@@ -235,14 +259,14 @@ struct UsersPage {
     name: String,
 }
 
+/// The staff accounts page; `form` is the (e-mail, name) the form holds.
 async fn users_page(
     state: &AppState,
     staff: &Staff,
-    notice: Option<String>,
-    created: Option<NewUser>,
-    error: Option<String>,
+    said: Said<NewUser>,
     form: (String, String),
-) -> PageResult<String> {
+) -> PageResult<Response> {
+    let (status, notice, created, error) = said.parts();
     let mut chrome = chrome(state, staff, "Staff accounts", Section::Users).await?;
     chrome.notice = notice;
     let users = state
@@ -260,39 +284,24 @@ async fn users_page(
             disabled: u.disabled_at.map(|t| when(&t)),
         })
         .collect();
-    Ok(UsersPage {
+    let page = UsersPage {
         chrome,
         users,
         created,
         error,
         email: form.0,
         name: form.1,
-    }
-    .render()?)
+    };
+    Ok((status, Html(page.render()?)).into_response())
 }
 
 pub(crate) async fn users(
     State(state): State<AppState>,
     staff: Staff,
     Query(q): Query<NoticeQuery>,
-) -> PageResult<Html<String>> {
-    staff.require_admin()?;
-    let notice = crate::notice(q.notice.as_deref());
-    Ok(Html(
-        users_page(&state, &staff, notice, None, None, Default::default()).await?,
-    ))
-}
-
-/// The users page again, with what was wrong in the form.
-async fn user_refused(
-    state: &AppState,
-    staff: &Staff,
-    status: StatusCode,
-    error: String,
-    form: (String, String),
 ) -> PageResult<Response> {
-    let html = users_page(state, staff, None, None, Some(error), form).await?;
-    Ok((status, Html(html)).into_response())
+    staff.require_admin()?;
+    users_page(&state, &staff, Said::notice(&q), Default::default()).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,7 +332,7 @@ pub(crate) async fn users_post(
         "add" => {
             let form = (f.email.trim().to_string(), f.name.trim().to_string());
             let refuse = |status: StatusCode, error: String| {
-                user_refused(&state, &staff, status, error, form.clone())
+                users_page(&state, &staff, Said::Refused(status, error), form.clone())
             };
             let Some(email) = kith_model::normalize::email(&f.email) else {
                 return refuse(
@@ -379,22 +388,10 @@ pub(crate) async fn users_post(
                 role: role.as_str(),
                 password: generated,
             };
-            let html = users_page(
-                &state,
-                &staff,
-                None,
-                Some(created),
-                None,
-                Default::default(),
-            )
-            .await?;
-            Ok(Html(html).into_response())
+            users_page(&state, &staff, Said::Made(created), Default::default()).await
         }
         action @ ("disable" | "enable") => {
-            let id: i64 =
-                f.id.trim().parse().map_err(|_| {
-                    PageError::bad_request(format!("{:?} is not an account id.", f.id))
-                })?;
+            let id = id_of(&f.id, "an account")?;
             let user = store
                 .staff_user(id)
                 .await?
@@ -407,8 +404,7 @@ pub(crate) async fn users_post(
             }
             store.set_staff_disabled(id, disable.then(Utc::now)).await?;
             audit(&state, &staff, &format!("user.{action}"), user.email).await?;
-            let notice = if disable { "disabled" } else { "enabled" };
-            Ok(Redirect::to(&format!("/staff/admin/users?notice={notice}")).into_response())
+            Ok(done("users", if disable { "disabled" } else { "enabled" }))
         }
         other => Err(PageError::bad_request(format!(
             "{other:?} is not something this page does: add, disable or enable."

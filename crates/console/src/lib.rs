@@ -13,7 +13,6 @@
 mod admin;
 mod explain;
 mod home;
-mod limiter;
 mod party;
 mod requests;
 mod review;
@@ -34,7 +33,7 @@ use kith_web::{AppState, PageResult};
 #[derive(Debug, Default)]
 pub(crate) struct Console {
     /// Failed sign-ins per e-mail address and per client.
-    pub limiter: limiter::Limiter,
+    pub failures: sign_in::Failures,
     /// One re-link at a time: two review decisions at once must not race
     /// each other's linking runs.
     pub relink: tokio::sync::Mutex<()>,

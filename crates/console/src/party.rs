@@ -34,26 +34,6 @@ pub(crate) struct TimelineFilter {
     source: Option<String>,
 }
 
-struct SituationRow {
-    label: String,
-    because: String,
-    summary: String,
-    source: String,
-    key: String,
-}
-
-impl From<Situation> for SituationRow {
-    fn from(s: Situation) -> Self {
-        SituationRow {
-            label: s.label,
-            because: s.because,
-            summary: s.summary,
-            source: s.source,
-            key: s.key,
-        }
-    }
-}
-
 struct ValueRow {
     value: String,
     source: String,
@@ -151,7 +131,7 @@ struct PartyPage {
     created: String,
     generated: String,
     rules: usize,
-    situations: Vec<SituationRow>,
+    situations: Vec<Situation>,
     profile: Vec<AttributeRow>,
     conflicts: usize,
     sources: Vec<SourceRow>,
@@ -287,10 +267,7 @@ pub(crate) async fn page(
         .collect();
 
     let now = Utc::now();
-    let situations = situations::evaluate(&state.settings.situations, &view.facts, now)
-        .into_iter()
-        .map(SituationRow::from)
-        .collect();
+    let situations = situations::evaluate(&state.settings.situations, &view.facts, now);
     let title = view.name.clone().unwrap_or_else(|| view.party.to_string());
     let page = PartyPage {
         chrome: chrome(&state, &staff, title.clone(), Section::None).await?,

@@ -13,14 +13,20 @@ use kith_model::Fact;
 use kith_web::SituationRule;
 use serde_json::Value;
 
-/// One fact that made one rule fire.
+/// One fact that made one rule fire, said so that staff can read it as a
+/// sentence: "Open support case: status is open — T-40165, subject “Order
+/// sent to my old address”, opened 2026-10-30 11:05 UTC. From support,
+/// record C-10079."
 #[derive(Debug, Clone, PartialEq)]
 pub struct Situation {
     pub label: String,
-    /// Why it fired, for people: `status is open`, `renews_at 2026-12-14 (in 21 days)`.
+    /// Why it fired: `status is open`, `renews 2026-12-14 (in 21 days)`.
     pub because: String,
-    /// The fact itself, as text.
-    pub summary: String,
+    /// The fact's other values, each a phrase: its reference first
+    /// (`T-40165`), then `subject “Order sent to my old address”`, `total
+    /// 106.96 GBP`, `placed 2026-10-31 20:48 UTC`… in the source's order. The
+    /// fields `because` already names are left out.
+    pub facts: Vec<String>,
     pub source: String,
     pub key: String,
     pub date: Option<DateTime<Utc>>,
@@ -36,7 +42,7 @@ pub fn evaluate(rules: &[SituationRule], facts: &[Fact], now: DateTime<Utc>) -> 
                 out.push(Situation {
                     label: rule.label.clone(),
                     because,
-                    summary: kith_web::layout::show(&fact.value),
+                    facts: phrases(rule, fact),
                     source: fact.provenance.source.clone(),
                     key: fact.provenance.key.clone(),
                     date: fact.date,
@@ -63,7 +69,7 @@ fn fires(rule: &SituationRule, fact: &Fact, now: DateTime<Utc>) -> Option<String
         {
             return None;
         }
-        because.push(format!("{field} is {}", value.trim()));
+        because.push(format!("{} is {}", name(field), value.trim()));
     }
     if let Some(field) = &rule.date_field {
         let within = rule
@@ -73,20 +79,22 @@ fn fires(rule: &SituationRule, fact: &Fact, now: DateTime<Utc>) -> Option<String
         let until = now
             .checked_add_signed(within)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let raw = text(field_value(fact, field)?)?;
-        let when = parse_when(&raw)?;
-        let days = match when {
+        let when = parse_when(&text(field_value(fact, field)?)?)?;
+        let (days, shown) = match when {
             When::Day(d) => {
                 if d < now.date_naive() || d > until.date_naive() {
                     return None;
                 }
-                (d - now.date_naive()).num_days()
+                ((d - now.date_naive()).num_days(), d.to_string())
             }
             When::Instant(t) => {
                 if t < now || t > until {
                     return None;
                 }
-                (t.date_naive() - now.date_naive()).num_days()
+                (
+                    (t.date_naive() - now.date_naive()).num_days(),
+                    kith_web::layout::when(&t),
+                )
             }
         };
         let soon = match days {
@@ -94,9 +102,89 @@ fn fires(rule: &SituationRule, fact: &Fact, now: DateTime<Utc>) -> Option<String
             1 => "tomorrow".to_string(),
             n => format!("in {n} days"),
         };
-        because.push(format!("{field} {} ({soon})", raw.trim()));
+        because.push(format!("{} {shown} ({soon})", name(field)));
     }
-    Some(because.join("; "))
+    Some(because.join(" and "))
+}
+
+/// A field's name as the start of a phrase: `renews_at` → `renews`,
+/// `valid_until` → `valid until`.
+fn name(field: &str) -> String {
+    let f = field.trim();
+    let f = ["_at", "_on"]
+        .iter()
+        .find_map(|s| f.strip_suffix(s).filter(|f| !f.is_empty()))
+        .unwrap_or(f);
+    f.replace('_', " ")
+}
+
+/// Whether a field holds the fact's own reference (an order number, a case id).
+fn is_reference(field: &str) -> bool {
+    let f = field.to_lowercase();
+    ["id", "number", "reference", "ref"].contains(&f.as_str())
+        || ["_id", "_number", "_no", "_ref"]
+            .iter()
+            .any(|s| f.ends_with(s))
+}
+
+/// Fields that hold money, shown with the fact's `currency` when it has one.
+const MONEY: [&str; 4] = ["amount", "total", "price", "balance"];
+
+/// The fact's values as phrases, leaving out what the rule already said.
+fn phrases(rule: &SituationRule, fact: &Fact) -> Vec<String> {
+    let said = |f: &str| rule.field.as_deref() == Some(f) || rule.date_field.as_deref() == Some(f);
+    let Value::Object(fields) = &fact.value else {
+        // A single-valued fact: its attribute is the one field it has.
+        let attribute = fact.attribute.as_deref().unwrap_or_default();
+        if said(attribute) || fact.value.is_null() {
+            return Vec::new();
+        }
+        let value = kith_web::layout::show(&fact.value);
+        return vec![if attribute.is_empty() {
+            value
+        } else {
+            format!("{} {value}", name(attribute))
+        }];
+    };
+    let currency = fields
+        .get("currency")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let mut references = Vec::new();
+    let mut others = Vec::new();
+    for (field, v) in fields {
+        if said(field) || (field == "currency" && currency.is_some()) {
+            continue;
+        }
+        let value = kith_web::layout::show(v);
+        if v.is_null() || value.trim().is_empty() {
+            continue;
+        }
+        if is_reference(field) {
+            // `T-40165` says what it is; a bare `4` needs its name.
+            references.push(if value.chars().any(char::is_alphabetic) {
+                value
+            } else {
+                format!("{} {value}", name(field))
+            });
+            continue;
+        }
+        let value = match (v, currency) {
+            (Value::Number(n), Some(c)) if MONEY.contains(&field.as_str()) => match n.as_f64() {
+                Some(x) => format!("{x:.2} {c}"),
+                None => format!("{value} {c}"),
+            },
+            // Free text reads as a quotation; a word or a date does not.
+            (Value::String(s), _) if s.trim().contains(' ') && parse_when(s).is_none() => {
+                format!("“{}”", s.trim())
+            }
+            _ => value,
+        };
+        others.push(format!("{} {value}", name(field)));
+    }
+    references.extend(others);
+    references
 }
 
 /// A field of a fact: a column of a many-valued fact, or the value of a
@@ -212,7 +300,7 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].label, "Open case");
         assert_eq!(got[0].because, "status is Open");
-        assert!(got[0].summary.contains("T-1"), "{:?}", got[0]);
+        assert_eq!(got[0].facts, ["T-1"], "the status is said once");
         assert_eq!(
             (got[0].source.as_str(), got[0].key.as_str()),
             ("billing", "37")
@@ -236,8 +324,10 @@ mod tests {
         );
         assert!(fired("2026-11-02 12:00:00"));
         assert!(!fired("soon"), "not a date");
-        let got = evaluate(&[r], &[at("2026-11-22")], now());
-        assert_eq!(got[0].because, "renews_at 2026-11-22 (in 21 days)");
+        let got = evaluate(std::slice::from_ref(&r), &[at("2026-11-22")], now());
+        assert_eq!(got[0].because, "renews 2026-11-22 (in 21 days)");
+        let got = evaluate(&[r], &[at("2026-11-02T10:30:00Z")], now());
+        assert_eq!(got[0].because, "renews 2026-11-02 10:30 UTC (tomorrow)");
     }
 
     #[test]
@@ -260,7 +350,45 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(
             got[0].because,
-            "status is trial; renews_at 2026-11-11 (in 10 days)"
+            "status is trial and renews 2026-11-11 (in 10 days)"
+        );
+    }
+
+    #[test]
+    fn the_facts_read_as_phrases_reference_first() {
+        let case = fact(
+            "case",
+            json!({
+                "subject": "Order sent to my old address ",
+                "id": "T-40165",
+                "status": "open",
+                "priority": "high",
+                "opened_at": "2026-10-30T11:05:40Z",
+                "closed_at": null
+            }),
+        );
+        let got = evaluate(&[by_status("Open case", "case", &["open"])], &[case], now());
+        assert_eq!(
+            got[0].facts,
+            [
+                "T-40165",
+                "subject “Order sent to my old address”",
+                "priority high",
+                "opened 2026-10-30 11:05 UTC"
+            ]
+        );
+        let invoice = fact(
+            "transaction",
+            json!({"id": 4, "amount": 34.0, "currency": "GBP", "issued_at": "2026-10-31", "status": "due"}),
+        );
+        let got = evaluate(
+            &[by_status("Invoice to pay", "transaction", &["due"])],
+            &[invoice],
+            now(),
+        );
+        assert_eq!(
+            got[0].facts,
+            ["id 4", "amount 34.00 GBP", "issued 2026-10-31"]
         );
     }
 

@@ -15,7 +15,6 @@
 mod access;
 mod changes;
 mod data;
-mod limiter;
 mod links;
 mod me;
 pub mod picture;
@@ -29,13 +28,22 @@ use axum::{Extension, Router};
 use kith_store::AuditEntry;
 use kith_web::auth::session::Customer;
 use kith_web::layout::Chrome;
+use kith_web::limiter::Limiter;
 use kith_web::{AppState, PageResult};
 
 /// What the portal keeps between requests, beside the shared [`AppState`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Portal {
     /// Sign-in posts per client address.
-    pub limiter: limiter::Limiter,
+    pub limiter: Limiter,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Portal {
+            limiter: Limiter::new(sign_in::POSTS_PER_CLIENT, sign_in::POSTS_WINDOW),
+        }
+    }
 }
 
 pub fn routes() -> Router<AppState> {

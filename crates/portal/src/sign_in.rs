@@ -9,20 +9,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Extension;
 use axum::extract::{ConnectInfo, Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
-use kith_store::{AuditEntry, SessionSubject};
+use kith_store::SessionSubject;
 use kith_web::auth::codes::{self, CodeRequest};
-use kith_web::auth::csrf;
+use kith_web::auth::csrf::{self, CsrfForm};
 use kith_web::auth::session::{self, Customer};
 use kith_web::layout::Chrome;
+use kith_web::limiter::{client_key, retry_after};
 use kith_web::{AppState, PageError, PageResult};
 use serde::Deserialize;
 
@@ -32,6 +33,12 @@ use crate::{Portal, clean};
 pub(crate) const WRONG_CODE: &str = "That code is not right or has expired; ask for a new one.";
 /// The longest identifier the form takes (an e-mail address is at most 254).
 const MAX_IDENTIFIER: usize = 254;
+/// Sign-in posts (asking for a code, typing a code) one client may make per
+/// window, beside the per-identifier limit on codes in `kith_web::auth::codes`:
+/// that one stops a guesser hammering one identifier, this one stops one
+/// client walking through many identifiers or guessing codes for them.
+pub(crate) const POSTS_PER_CLIENT: usize = 10;
+pub(crate) const POSTS_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -113,22 +120,17 @@ fn refused(
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Option<Response> {
     let ip = client.map(|Extension(ConnectInfo(a))| a.ip());
-    match portal.limiter.admit(ip, Instant::now()) {
-        Ok(()) => None,
-        Err(wait) => {
-            tracing::warn!("customer sign-in posts refused: too many from one client");
-            let secs = wait.as_secs().max(1);
-            let mut r = PageError::too_many(format!(
-                "Too many sign-in attempts from your network. Wait {secs} second{} and try again.",
-                if secs == 1 { "" } else { "s" }
-            ))
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Some(r)
-        }
-    }
+    let wait = portal
+        .limiter
+        .admit(&client_key(ip), Instant::now())
+        .err()?;
+    tracing::warn!("customer sign-in posts refused: too many from one client");
+    let secs = wait.as_secs().max(1);
+    let page = PageError::too_many(format!(
+        "Too many sign-in attempts from your network. Wait {secs} second{} and try again.",
+        if secs == 1 { "" } else { "s" }
+    ));
+    Some(retry_after(page.into_response(), wait))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,51 +235,34 @@ pub(crate) async fn enter_code(
             Some(WRONG_CODE),
         );
     };
-    // Whatever session this browser had ends here: a new sign-in gets a new token.
-    session::end(&state, &jar).await?;
-    let cookie = session::start(
+    let cookie = session::sign_in(
         &state,
+        &jar,
+        &headers,
         SessionSubject::Customer {
             party: target.party.clone(),
             identifier: target.identifier.clone(),
         },
-        &session::request_user_agent(&headers),
+        format!("customer:{}", target.party),
+        format!("one-time code sent to {}", target.masked),
     )
     .await?;
-    state
-        .store()
-        .audit(&AuditEntry {
-            at: chrono::Utc::now(),
-            actor: format!("customer:{}", target.party),
-            action: "sign-in".into(),
-            party: Some(target.party.clone()),
-            detail: format!("one-time code sent to {}", target.masked),
-        })
-        .await?;
     let jar = jar
         .remove(Cookie::build(csrf::PRE_COOKIE).path("/"))
         .add(cookie);
     Ok((jar, Redirect::to("/me")).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    _csrf: String,
-}
-
-/// Ends the session in the store (the cookie alone is not trusted to go away).
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     customer: Customer,
     jar: CookieJar,
     Form(f): Form<CsrfForm>,
 ) -> PageResult<Response> {
-    csrf::check(&customer.csrf, &f._csrf)?;
-    let cleared = session::end(&state, &jar).await?;
+    let jar = session::sign_out(&state, jar, &customer.csrf, &f).await?;
     sign_in_page(
         &state,
-        jar.remove(cleared),
+        jar,
         StatusCode::OK,
         String::new(),
         None,

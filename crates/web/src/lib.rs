@@ -1,8 +1,8 @@
 //! kith's web core, shared by the JSON API, the customer portal and the staff
 //! console: server settings, the application state, sign-in (sessions bound
 //! to their browser, one-time codes for customers, passwords for staff, API
-//! keys with scopes), anti-forgery tokens, the page layout and the routes
-//! every deployment has (`/healthz`, `/readyz`, `/static/…`).
+//! keys with scopes), anti-forgery tokens, in-memory rate limits, the page
+//! layout and the routes every deployment has (`/healthz`, `/readyz`, `/static/…`).
 //!
 //! The parts plug into one router in the `kith` binary:
 //! `kith_web::routes()`, `kith_api::routes()`, `kith_portal::routes()` and
@@ -11,6 +11,7 @@
 pub mod auth;
 mod error;
 pub mod layout;
+pub mod limiter;
 mod sender;
 mod settings;
 mod state;

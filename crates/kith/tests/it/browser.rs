@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
-use crate::harness::{AGENT, STAFF_PASSWORD, Served};
+use crate::harness::{self, AGENT, STAFF_PASSWORD, Served};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -340,6 +340,15 @@ impl Browser {
         self.wait_for_new_page(&old).await;
     }
 
+    /// Submits `form` with its button; fails saying `what` unless that leads to `path`.
+    pub async fn submit(&self, form: &str, path: &str, what: &str) {
+        self.click_and_wait(&format!(r#"{form} button[type="submit"]"#))
+            .await;
+        if self.path().await != path {
+            self.fail(what).await;
+        }
+    }
+
     /// Waits until `old` (the previous page's root) is gone and the new page has loaded.
     async fn wait_for_new_page(&self, old: &Element) {
         let deadline = Instant::now() + PATIENCE;
@@ -413,13 +422,7 @@ impl Browser {
 
     /// Presses one key (a character or a WebDriver key code) on whatever has focus.
     pub async fn press(&self, key: char) {
-        let keys = KeyActions::new("keyboard".into())
-            .then(KeyAction::Down { value: key })
-            .then(KeyAction::Up { value: key });
-        self.client
-            .perform_actions(keys)
-            .await
-            .unwrap_or_else(|e| panic!("could not press {key:?}: {e}"));
+        self.type_text(&key.to_string()).await;
     }
 
     /// Types `text` into whatever has focus.
@@ -525,13 +528,7 @@ struct Person {
 
 impl Person {
     fn showcase(served: &Served) -> Person {
-        let out = served.kith(&["view", &served.customer_email, "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let view: Value = serde_json::from_slice(&out.stdout).expect("the view is JSON");
+        let view = harness::json(served.kith(&["view", &served.customer_email, "--json"]));
         Person {
             email: served.customer_email.clone(),
             name: view["name"]
@@ -551,11 +548,8 @@ async fn staff_sign_in(b: &Browser, base: &str) {
         .await;
     b.fill(&format!(r#"{form} input[name="password"]"#), STAFF_PASSWORD)
         .await;
-    b.click_and_wait(&format!(r#"{form} button[type="submit"]"#))
+    b.submit(form, "/staff", "staff sign-in did not lead to /staff")
         .await;
-    if b.path().await != "/staff" {
-        b.fail("staff sign-in did not lead to /staff").await;
-    }
 }
 
 /// Staff search for `who` by name and open their party page from the results.
@@ -563,12 +557,12 @@ async fn staff_open_party(b: &Browser, who: &Person) {
     let form = r#"form[action="/staff/search"]"#;
     b.fill(&format!(r#"{form} input[name="q"]"#), &who.name)
         .await;
-    b.click_and_wait(&format!(r#"{form} button[type="submit"]"#))
-        .await;
-    if b.path().await != "/staff/search" {
-        b.fail("the search form did not lead to /staff/search")
-            .await;
-    }
+    b.submit(
+        form,
+        "/staff/search",
+        "the search form did not lead to /staff/search",
+    )
+    .await;
     b.click_and_wait(&format!(r#"main a[href="/staff/parties/{}"]"#, who.party))
         .await;
     if b.path().await != format!("/staff/parties/{}", who.party) {
@@ -652,11 +646,8 @@ async fn customer_enters_code(b: &Browser, served: &Served, who: &Person) {
     let form = r#"form[action="/sign-in/code"]"#;
     b.fill(&format!(r#"{form} input[name="code"]"#), &code)
         .await;
-    b.click_and_wait(&format!(r#"{form} button[type="submit"]"#))
+    b.submit(form, "/me", "the code did not sign the customer in to /me")
         .await;
-    if b.path().await != "/me" {
-        b.fail("the code did not sign the customer in to /me").await;
-    }
 }
 
 /// The attribute the customer corrects, and the value they propose.
@@ -669,8 +660,7 @@ const CONSENT: &str = "newsletter";
 /// source record and dates.
 async fn customer_sees_provenance(b: &Browser, served: &Served, who: &Person) {
     let (attribute, _) = CORRECTED;
-    let out = served.kith(&["view", &who.email, "--json"]);
-    let view: Value = serde_json::from_slice(&out.stdout).expect("the view is JSON");
+    let view = harness::json(served.kith(&["view", &who.email, "--json"]));
     let row = view["profile"]
         .as_array()
         .and_then(|p| p.iter().find(|a| a["attribute"] == attribute))
@@ -721,11 +711,8 @@ async fn customer_corrects(b: &Browser) {
     .expect("open the correction form");
     b.fill(&format!(r#"{form} input[name="value"]"#), value)
         .await;
-    b.click_and_wait(&format!(r#"{form} button[type="submit"]"#))
+    b.submit(&form, "/me", "the correction did not come back to /me")
         .await;
-    if b.path().await != "/me" {
-        b.fail("the correction did not come back to /me").await;
-    }
     b.find(".notice[role=status]").await;
     let shown = b.around(&form, ROW).await;
     for needle in [value, "you told us"] {
@@ -748,11 +735,12 @@ async fn customer_changes_consent(b: &Browser) {
         .await;
     }
     b.find(&no).await.click().await.expect("choose no");
-    b.click_and_wait(r#"form[action="/me/choices"] button[type="submit"]"#)
-        .await;
-    if b.path().await != "/me" {
-        b.fail("saving choices did not come back to /me").await;
-    }
+    b.submit(
+        r#"form[action="/me/choices"]"#,
+        "/me",
+        "saving choices did not come back to /me",
+    )
+    .await;
     b.find(".notice[role=status]").await;
     if !b.is_selected(&no).await {
         b.fail(&format!("after saving, {CONSENT} is not shown as no"))
@@ -913,46 +901,9 @@ fn serve_loyalty(served: &Served) -> Background {
 /// Another `kith serve` on the same configuration and store, started after
 /// `kith resolve` so it loads the trained model. Returns it and its address.
 fn serve_again(served: &Served) -> (Background, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kith"))
-        .args([
-            "--config",
-            served.config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("KITH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kith serve starts");
-    let stdout = child.stdout.take().unwrap();
+    let (child, base, _log) = harness::spawn_server(&served.config, "127.0.0.1:0");
     let guard = Background(child);
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let first = lines
-        .next()
-        .expect("kith serve prints where it listens")
-        .unwrap();
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    let deadline = Instant::now() + PATIENCE;
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a port");
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "kith serve never listened at {base}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    harness::wait_ready_at(&base);
     (guard, base)
 }
 

@@ -7,7 +7,7 @@ use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 
-use crate::harness::{ADMIN, AGENT, STAFF_PASSWORD, Served};
+use crate::harness::{ADMIN, AGENT, STAFF_PASSWORD, Served, csrf_in as csrf, json};
 
 const USER_AGENT: &str = "kith-console-test/1.0";
 /// What a wrong password and an unknown address are both told.
@@ -22,15 +22,6 @@ fn browser() -> Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-/// The page's first anti-forgery token.
-fn csrf(html: &str) -> String {
-    let at = html
-        .find("name=\"_csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no _csrf field in {html:.2000}"));
-    let rest = &html[at + "name=\"_csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
 }
 
 /// The part of `html` from `start` up to `end` (or the end).
@@ -49,16 +40,6 @@ fn location(r: &Response) -> String {
         .unwrap_or_default()
 }
 
-fn json(o: std::process::Output) -> Value {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 async fn get(c: &Client, s: &Served, path: &str) -> Response {
     c.get(format!("{}{path}", s.base)).send().await.unwrap()
 }
@@ -69,6 +50,39 @@ async fn post(c: &Client, s: &Served, path: &str, form: &[(&str, &str)]) -> Resp
         .send()
         .await
         .unwrap()
+}
+
+/// Forms posted from one browser with its session's anti-forgery token.
+struct Forms<'a> {
+    c: &'a Client,
+    s: &'a Served,
+    token: String,
+}
+
+impl<'a> Forms<'a> {
+    async fn of(c: &'a Client, s: &'a Served) -> Forms<'a> {
+        let token = session_token(c, s).await;
+        Forms { c, s, token }
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut form = vec![("_csrf", self.token.as_str())];
+        form.extend_from_slice(fields);
+        post(self.c, self.s, path, &form).await
+    }
+
+    /// Decides a pair in the review queue.
+    async fn decide(&self, a: &str, b: &str, decision: &str) -> Response {
+        let form = [("a", a), ("b", b), ("decision", decision)];
+        self.post("/staff/review", &form).await
+    }
+}
+
+/// What an admin page shows once (a new key, a new password): the value of
+/// the read-only field `id`.
+fn shown_once(html: &str, id: &str) -> String {
+    let start = format!("id=\"{id}\" value=\"");
+    section(html, &start, "\" readonly")[start.len()..].to_string()
 }
 
 /// Posts the staff sign-in form from a fresh copy of it.
@@ -182,8 +196,7 @@ async fn staff_sign_in_takes_the_right_password_only_and_stops_guessing() {
     let r = post(&c, &s, "/staff/sign-out", &[]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(get(&c, &s, "/staff").await.status(), StatusCode::OK);
-    let token = session_token(&c, &s).await;
-    let r = post(&c, &s, "/staff/sign-out", &[("_csrf", &token)]).await;
+    let r = Forms::of(&c, &s).await.post("/staff/sign-out", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(get(&c, &s, "/staff").await.status(), StatusCode::SEE_OTHER);
 
@@ -380,31 +393,28 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
     let admin = signed_in(&s, ADMIN, STAFF_PASSWORD).await;
 
     // Agents get 403 on every admin page, reading or writing.
-    let token = session_token(&agent, &s).await;
+    let as_agent = Forms::of(&agent, &s).await;
     for path in ["/staff/admin/keys", "/staff/admin/users"] {
         assert_eq!(get(&agent, &s, path).await.status(), StatusCode::FORBIDDEN);
     }
-    let r = post(
-        &agent,
-        &s,
-        "/staff/admin/keys",
-        &[("_csrf", &token), ("action", "create"), ("scope", "read")],
-    )
-    .await;
+    let r = as_agent
+        .post(
+            "/staff/admin/keys",
+            &[("action", "create"), ("scope", "read")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = post(
-        &agent,
-        &s,
-        "/staff/admin/users",
-        &[
-            ("_csrf", &token),
-            ("action", "add"),
-            ("email", "sneaky@fernleaf.test"),
-            ("name", "Sneaky"),
-            ("role", "admin"),
-        ],
-    )
-    .await;
+    let r = as_agent
+        .post(
+            "/staff/admin/users",
+            &[
+                ("action", "add"),
+                ("email", "sneaky@fernleaf.test"),
+                ("name", "Sneaky"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         json(s.kith(&["keys", "list", "--json"])),
@@ -414,24 +424,20 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
     // An admin makes a key; it is shown once.
     let home = page(&admin, &s, "/staff").await;
     assert!(home.contains("/staff/admin/keys") && home.contains("/staff/admin/users"));
-    let token = session_token(&admin, &s).await;
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/keys",
-        &[
-            ("_csrf", &token),
-            ("action", "create"),
-            ("scope", "read"),
-            ("label", "console test"),
-        ],
-    )
-    .await;
+    let as_admin = Forms::of(&admin, &s).await;
+    let r = as_admin
+        .post(
+            "/staff/admin/keys",
+            &[
+                ("action", "create"),
+                ("scope", "read"),
+                ("label", "console test"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
-    let key = section(&html, "id=\"new-key\" value=\"", "\" readonly")
-        .trim_start_matches("id=\"new-key\" value=\"")
-        .to_string();
+    let key = shown_once(&html, "new-key");
     assert!(key.starts_with("kith_") && key.len() > 20, "{key}");
     let listed = page(&admin, &s, "/staff/admin/keys").await;
     assert!(!listed.contains(&key), "the key is shown only once");
@@ -450,13 +456,9 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
             .send()
     };
     assert_eq!(search(key.clone()).await.unwrap().status(), StatusCode::OK);
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/keys",
-        &[("_csrf", &token), ("action", "revoke"), ("id", &id)],
-    )
-    .await;
+    let r = as_admin
+        .post("/staff/admin/keys", &[("action", "revoke"), ("id", &id)])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/staff/admin/keys?notice=revoked");
     assert_eq!(
@@ -469,24 +471,20 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
     assert!(listed.contains("The key was revoked"), "{listed:.3000}");
 
     // An admin adds an agent with a generated password, shown once.
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/users",
-        &[
-            ("_csrf", &token),
-            ("action", "add"),
-            ("email", "New.Agent@Fernleaf.test"),
-            ("name", "New Agent"),
-            ("role", "agent"),
-        ],
-    )
-    .await;
+    let r = as_admin
+        .post(
+            "/staff/admin/users",
+            &[
+                ("action", "add"),
+                ("email", "New.Agent@Fernleaf.test"),
+                ("name", "New Agent"),
+                ("role", "agent"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
-    let password = section(&html, "id=\"new-password\" value=\"", "\" readonly")
-        .trim_start_matches("id=\"new-password\" value=\"")
-        .to_string();
+    let password = shown_once(&html, "new-password");
     assert!(password.len() >= 12, "{password}");
     let users = json(s.kith(&["users", "list", "--json"]));
     let new = users
@@ -504,29 +502,26 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
             .contains(&password)
     );
     // The same address twice is refused.
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/users",
-        &[
-            ("_csrf", &token),
-            ("action", "add"),
-            ("email", "new.agent@fernleaf.test"),
-            ("name", "Again"),
-            ("role", "agent"),
-        ],
-    )
-    .await;
+    let r = as_admin
+        .post(
+            "/staff/admin/users",
+            &[
+                ("action", "add"),
+                ("email", "new.agent@fernleaf.test"),
+                ("name", "Again"),
+                ("role", "agent"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     // Disabling ends their session at once and refuses sign-in; enabling lets them back.
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/users",
-        &[("_csrf", &token), ("action", "disable"), ("id", &new_id)],
-    )
-    .await;
+    let r = as_admin
+        .post(
+            "/staff/admin/users",
+            &[("action", "disable"), ("id", &new_id)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = get(&newcomer, &s, "/staff").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -534,13 +529,12 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
     let r = try_sign_in(&browser(), &s, "new.agent@fernleaf.test", &password).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("disabled"));
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/users",
-        &[("_csrf", &token), ("action", "enable"), ("id", &new_id)],
-    )
-    .await;
+    let r = as_admin
+        .post(
+            "/staff/admin/users",
+            &[("action", "enable"), ("id", &new_id)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     signed_in(&s, "new.agent@fernleaf.test", &password).await;
     // An admin cannot lock themself out.
@@ -553,13 +547,9 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
         .as_i64()
         .unwrap()
         .to_string();
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/users",
-        &[("_csrf", &token), ("action", "disable"), ("id", &me)],
-    )
-    .await;
+    let r = as_admin
+        .post("/staff/admin/users", &[("action", "disable"), ("id", &me)])
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(!s.log().contains(&key), "keys never reach the log");
     assert!(
@@ -572,7 +562,7 @@ async fn only_admins_manage_keys_and_accounts_and_a_revoked_key_fails_at_once() 
 async fn console_forms_without_the_session_token_are_refused_and_change_nothing() {
     let s = Served::start(200, "");
     let admin = signed_in(&s, ADMIN, STAFF_PASSWORD).await;
-    let token = session_token(&admin, &s).await;
+    let as_admin = Forms::of(&admin, &s).await;
     let users_before = json(s.kith(&["users", "list", "--json"]));
     let review_before = json(s.kith(&["review", "list", "--all", "--json"]));
     let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -625,18 +615,12 @@ async fn console_forms_without_the_session_token_are_refused_and_change_nothing(
     );
 
     // The same forms with the token work (so the refusals above were the token's doing).
-    let r = post(
-        &admin,
-        &s,
-        "/staff/admin/keys",
-        &[
-            ("_csrf", &token),
-            ("action", "create"),
-            ("scope", "read"),
-            ("label", "real"),
-        ],
-    )
-    .await;
+    let r = as_admin
+        .post(
+            "/staff/admin/keys",
+            &[("action", "create"), ("scope", "read"), ("label", "real")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         json(s.kith(&["keys", "list", "--json"]))
@@ -785,19 +769,7 @@ async fn review_decisions_relink_at_once_and_are_audited() {
         "{disputes}"
     );
 
-    let token = session_token(&agent, &s).await;
-    let decide = |a: &'static str, b: &'static str, decision: &'static str| {
-        let (agent, token, s) = (&agent, &token, &s);
-        async move {
-            post(
-                agent,
-                s,
-                "/staff/review",
-                &[("_csrf", token), ("a", a), ("b", b), ("decision", decision)],
-            )
-            .await
-        }
-    };
+    let as_agent = Forms::of(&agent, &s).await;
     let decided_by_agent = |status: &str, a: &str, b: &str| {
         json(s.kith(&["review", "list", "--all", "--json"]))
             .as_array()
@@ -810,11 +782,15 @@ async fn review_decisions_relink_at_once_and_are_audited() {
                     && record(&p["b"]) == b
             })
     };
-    let r = decide("billing:37", "marketing:M-50041", "maybe").await;
+    let r = as_agent
+        .decide("billing:37", "marketing:M-50041", "maybe")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Accept: the record is hers again at once, and the split-off id redirects.
-    let r = decide("billing:37", "marketing:M-50041", "accept").await;
+    let r = as_agent
+        .decide("billing:37", "marketing:M-50041", "accept")
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/staff/review?notice=accepted");
     assert_eq!(party_of("marketing:M-50041"), margaret);
@@ -833,7 +809,9 @@ async fn review_decisions_relink_at_once_and_are_audited() {
     assert!(access.contains("review accepted"), "{access}");
 
     // Reject: apart again at once.
-    let r = decide("billing:37", "marketing:M-50041", "reject").await;
+    let r = as_agent
+        .decide("billing:37", "marketing:M-50041", "reject")
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/staff/review?notice=rejected");
     assert_ne!(party_of("marketing:M-50041"), margaret);
@@ -844,18 +822,7 @@ async fn review_decisions_relink_at_once_and_are_audited() {
     ));
 
     // A queued pair, decided, leaves the queue.
-    let r = post(
-        &agent,
-        &s,
-        "/staff/review",
-        &[
-            ("_csrf", &token),
-            ("a", &pa),
-            ("b", &pb),
-            ("decision", "reject"),
-        ],
-    )
-    .await;
+    let r = as_agent.decide(&pa, &pb, "reject").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(decided_by_agent("rejected", &pa, &pb));
     let queue = page(&agent, &s, "/staff/review").await;
@@ -864,30 +831,8 @@ async fn review_decisions_relink_at_once_and_are_audited() {
         "a decided pair leaves the queue"
     );
     // Unknown records and a record against itself are refused.
-    let r = post(
-        &agent,
-        &s,
-        "/staff/review",
-        &[
-            ("_csrf", &token),
-            ("a", "nope:1"),
-            ("b", &pb),
-            ("decision", "accept"),
-        ],
-    )
-    .await;
+    let r = as_agent.decide("nope:1", &pb, "accept").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = post(
-        &agent,
-        &s,
-        "/staff/review",
-        &[
-            ("_csrf", &token),
-            ("a", &pa),
-            ("b", &pa),
-            ("decision", "accept"),
-        ],
-    )
-    .await;
+    let r = as_agent.decide(&pa, &pa, "accept").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

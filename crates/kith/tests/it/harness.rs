@@ -118,17 +118,7 @@ impl Served {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("{}/readyz", self.base);
-        loop {
-            if let Ok(r) = reqwest::blocking_get(&url)
-                && r
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "kith serve never became ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_ready_at(&self.base);
     }
 
     pub fn dir(&self) -> &Path {
@@ -164,22 +154,42 @@ impl Served {
 
     /// How many codes were sent to `to`, and the newest.
     fn codes_for(&self, to: &str) -> (usize, Option<String>) {
-        let path = self.dir.path().join("mail").join("messages.jsonl");
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return (0, None);
-        };
+        let codes = self.codes_to(to);
+        (codes.len(), codes.last().cloned())
+    }
+
+    /// Every code the file sender delivered so far to `to` (an e-mail
+    /// address or phone number as typed; matched against the normalised
+    /// identifier), oldest first. Does not wait.
+    pub fn codes_to(&self, to: &str) -> Vec<String> {
         let needle = to.to_lowercase();
-        let codes: Vec<String> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        self.messages()
+            .iter()
             .filter(|m| {
                 m["to"]
                     .as_str()
                     .is_some_and(|t| t.to_lowercase().ends_with(&needle))
             })
             .filter_map(|m| m["code"].as_str().map(str::to_string))
-            .collect();
-        (codes.len(), codes.last().cloned())
+            .collect()
+    }
+
+    /// Every code the file sender delivered so far, to anyone.
+    pub fn all_codes(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| m["code"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The file sender's messages, oldest first.
+    fn messages(&self) -> Vec<serde_json::Value> {
+        let path = self.dir.path().join("mail").join("messages.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Kills the server with SIGKILL (no chance to flush or shut down cleanly).
@@ -207,7 +217,7 @@ impl Served {
 }
 
 /// Starts `kith serve` on `listen` and returns the child, its base URL and its captured output.
-fn spawn_server(
+pub fn spawn_server(
     config: &Path,
     listen: &str,
 ) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
@@ -254,6 +264,43 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to 30 s until the server at `base` (`http://127.0.0.1:PORT`) is ready.
+pub fn wait_ready_at(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("{base}/readyz");
+    loop {
+        if let Ok(r) = reqwest::blocking_get(&url)
+            && r
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "kith serve never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A command's standard output as JSON; fails with what it printed unless
+/// it succeeded.
+pub fn json(o: std::process::Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("the command prints JSON")
+}
+
+/// The value of a page's first anti-forgery field (`name="_csrf"`).
+pub fn csrf_in(html: &str) -> String {
+    const FIELD: &str = "name=\"_csrf\" value=\"";
+    let at = html
+        .find(FIELD)
+        .unwrap_or_else(|| panic!("no _csrf field in {html:.2000}"));
+    let rest = &html[at + FIELD.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
 }
 
 /// A tiny blocking GET for readiness, without pulling a blocking HTTP client in.

@@ -13,7 +13,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION, RETRY_AFTER, SET_COOKIE};
 use serde_json::Value;
 
-use crate::harness::{self, Served};
+use crate::harness::{self, Served, csrf_in};
 
 const UA: &str = "kith-portal-test/1.0 (a browser)";
 const SENT: &str = "a code is on its way";
@@ -149,23 +149,15 @@ impl Browser {
     }
 }
 
-fn csrf_in(html: &str) -> String {
-    let at = html
-        .find("name=\"_csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no _csrf field in {html}"));
-    let rest = &html[at + "name=\"_csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
 /// Every code the file sender delivered to `to`, oldest first. Codes are
 /// sent in the background after the response, so this reads until the
 /// sender's file has been still for a moment.
 fn codes_sent(served: &Served, to: &str) -> Vec<String> {
     let started = std::time::Instant::now();
-    let mut last = codes_now(served, to);
+    let mut last = served.codes_to(to);
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let now = codes_now(served, to);
+        let now = served.codes_to(to);
         if (now == last && started.elapsed() >= Duration::from_millis(300))
             || started.elapsed() >= Duration::from_secs(5)
         {
@@ -173,31 +165,6 @@ fn codes_sent(served: &Served, to: &str) -> Vec<String> {
         }
         last = now;
     }
-}
-
-fn codes_now(served: &Served, to: &str) -> Vec<String> {
-    let path = served.dir().join("mail").join("messages.jsonl");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let needle = to.to_lowercase();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| {
-            m["to"]
-                .as_str()
-                .is_some_and(|t| t.to_lowercase().ends_with(&needle))
-        })
-        .filter_map(|m| m["code"].as_str().map(str::to_string))
-        .collect()
-}
-
-fn all_codes(served: &Served) -> Vec<String> {
-    let path = served.dir().join("mail").join("messages.jsonl");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|m| m["code"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// Whether `code` stands on its own in `text` (not inside a longer number,
@@ -793,7 +760,7 @@ async fn portal_sessions_forms_and_parties_are_guarded() {
 
     // Nothing secret reached the server's output.
     let log = served.log();
-    let codes = all_codes(&served);
+    let codes = served.all_codes();
     assert!(codes.len() >= 2);
     for c in &codes {
         assert!(!mentions_code(&log, c), "code {c} in the log:\n{log}");

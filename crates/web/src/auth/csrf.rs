@@ -4,11 +4,19 @@
 
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
 
 use super::{random_token, same_secret};
 use crate::PageError;
 
 pub const PRE_COOKIE: &str = "kith_pre";
+
+/// A form that carries nothing but the anti-forgery token (sign-out).
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default, rename = "_csrf")]
+    pub csrf: String,
+}
 
 /// The signed-in form's token must be the session's.
 pub fn check(session_csrf: &str, form_csrf: &str) -> Result<(), PageError> {

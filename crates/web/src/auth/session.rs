@@ -7,7 +7,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::{TimeDelta, Utc};
 use kith_model::PartyId;
-use kith_store::{Session, SessionSubject, StaffRole, StaffUser};
+use kith_store::{AuditEntry, Session, SessionSubject, StaffRole, StaffUser};
 
 use super::{random_token, sha256_hex};
 use crate::{AppState, PageError};
@@ -16,17 +16,6 @@ pub const COOKIE: &str = "kith_session";
 
 fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-fn user_agent(parts: &Parts) -> String {
-    parts
-        .headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(512)
-        .collect()
 }
 
 /// Starts a session and returns the cookie that carries it.
@@ -56,6 +45,37 @@ pub async fn start(
         .build())
 }
 
+/// Signs a browser in as `subject`: whatever session it had (a customer's,
+/// an old one) ends, a new one starts (a new sign-in always gets a new
+/// token), and the sign-in is written to the audit log as `actor` with
+/// `detail`. Returns the cookie that carries the new session.
+pub async fn sign_in(
+    state: &AppState,
+    jar: &CookieJar,
+    headers: &axum::http::HeaderMap,
+    subject: SessionSubject,
+    actor: String,
+    detail: String,
+) -> Result<Cookie<'static>, PageError> {
+    end(state, jar).await?;
+    let party = match &subject {
+        SessionSubject::Customer { party, .. } => Some(party.clone()),
+        SessionSubject::Staff { .. } => None,
+    };
+    let cookie = start(state, subject, &request_user_agent(headers)).await?;
+    state
+        .store()
+        .audit(&AuditEntry {
+            at: Utc::now(),
+            actor,
+            action: "sign-in".into(),
+            party,
+            detail,
+        })
+        .await?;
+    Ok(cookie)
+}
+
 /// The User-Agent of a request, for [`start`].
 pub fn request_user_agent(headers: &axum::http::HeaderMap) -> String {
     headers
@@ -73,6 +93,20 @@ pub async fn end(state: &AppState, jar: &CookieJar) -> Result<Cookie<'static>, P
         state.store().delete_session(&sha256_hex(c.value())).await?;
     }
     Ok(Cookie::build((COOKIE, "")).path("/").build())
+}
+
+/// Signs a browser out: the form must carry the session's anti-forgery
+/// token; the session ends in the store (the cookie alone is not trusted to
+/// go away) and the browser is told to drop the cookie.
+pub async fn sign_out(
+    state: &AppState,
+    jar: CookieJar,
+    session_csrf: &str,
+    form: &super::csrf::CsrfForm,
+) -> Result<CookieJar, PageError> {
+    super::csrf::check(session_csrf, &form.csrf)?;
+    let cleared = end(state, &jar).await?;
+    Ok(jar.remove(cleared))
 }
 
 /// The live session a request carries: known, unexpired and from the browser
@@ -93,7 +127,7 @@ async fn current(parts: &Parts, state: &AppState) -> Result<Option<Session>, Pag
         store.delete_session(&hash).await?;
         return Ok(None);
     }
-    if session.user_agent != user_agent(parts) {
+    if session.user_agent != request_user_agent(&parts.headers) {
         // A session cookie presented by another browser: treat it as stolen.
         tracing::warn!("ended a session presented by a different browser than it was made for");
         store.delete_session(&hash).await?;
