@@ -35,6 +35,7 @@ pub use settings::{HubSettings, Survivorship};
 pub use sync::{SourceSyncReport, SyncObserver, SyncOptions, SyncReport};
 pub use view::{
     AttributeView, RecordView, RelationshipView, SourceStatus, SourceView, TimelineFilter, View,
+    ViewScope,
 };
 
 /// The hub: configuration, the store and one connector per source.

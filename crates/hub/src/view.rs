@@ -131,6 +131,17 @@ pub struct View {
     pub relationships: Vec<RelationshipView>,
 }
 
+/// What a view asks the sources for. The default asks everything.
+#[derive(Debug, Clone, Default)]
+pub struct ViewScope {
+    /// Only fact sets of these kinds (all when empty).
+    pub kinds: Vec<String>,
+    /// Only these sources (all when empty).
+    pub sources: Vec<String>,
+    /// Each source returns at most this many facts, newest first.
+    pub limit: Option<usize>,
+}
+
 /// Which of a party's dated facts a timeline shows.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineFilter {
@@ -190,6 +201,19 @@ impl Hub {
     /// records linked only in the model's uncertain band, so a doubtful match
     /// never shows one person another's data.
     pub async fn view_as(&self, party: &PartyId, audience: crate::Audience) -> Result<View> {
+        self.view_scoped(party, audience, &ViewScope::default())
+            .await
+    }
+
+    /// A view of only what `scope` asks for, with its filters and limit
+    /// pushed down to the sources (a timeline's first page asks each source
+    /// for its newest few facts of the wanted kinds, not for everything).
+    pub async fn view_scoped(
+        &self,
+        party: &PartyId,
+        audience: crate::Audience,
+        scope: &ViewScope,
+    ) -> Result<View> {
         let (party, mut records) = self
             .store
             .party_records(party)
@@ -225,7 +249,7 @@ impl Hub {
                 .get(c.source().name.as_str())
                 .cloned()
                 .unwrap_or_default();
-            self.ask(c.as_ref(), recs)
+            self.ask(c.as_ref(), recs, scope)
         }));
         let (answers, contributions, relationships) = tokio::join!(
             fan_out,
@@ -376,6 +400,7 @@ impl Hub {
         &self,
         connector: &dyn Connector,
         records: Vec<kith_model::IdentityRecord>,
+        scope: &ViewScope,
     ) -> SourceAnswer {
         let source = connector.source();
         let mut view = SourceView {
@@ -403,11 +428,30 @@ impl Hub {
             };
         }
         let timeout: Duration = source.timeout.unwrap_or(self.settings.view_timeout);
+        let wanted = !scope.sources.is_empty() && !scope.sources.contains(&source.name);
+        let fact_sets: Vec<String> = source
+            .facts
+            .iter()
+            .filter(|(_, set)| scope.kinds.is_empty() || scope.kinds.contains(&set.kind))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if wanted || (!scope.kinds.is_empty() && fact_sets.is_empty()) {
+            // Out of scope: not asked at all, and said so.
+            view.reason = Some("not asked: outside the requested kinds or sources".into());
+            return SourceAnswer {
+                view,
+                facts: Vec::new(),
+            };
+        }
         let request = LookupRequest {
             records,
-            fact_sets: Vec::new(),
+            fact_sets: if scope.kinds.is_empty() {
+                Vec::new()
+            } else {
+                fact_sets
+            },
             since: None,
-            limit: None,
+            limit: scope.limit,
         };
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, connector.lookup(&request)).await;

@@ -80,12 +80,20 @@ pub fn chunk_change(events: &[StoredEvent], parties: &BTreeMap<String, PartyId>)
     }
 }
 
-/// Feeds every event after the resolver's position; returns how many.
-pub async fn feed_events(store: &dyn HubStore, log: &EventLog) -> Result<u64, FeedError> {
+/// Feeds every event after the resolver's position up to `upto` (the last
+/// seq the resolve cycle saw, so no event is fed before its identity is
+/// resolved); returns how many.
+pub async fn feed_events(
+    store: &dyn HubStore,
+    log: &EventLog,
+    upto: i64,
+) -> Result<u64, FeedError> {
     let mut position = store.feed_cursor(CONSUMER).await?.unwrap_or(0);
     let mut fed = 0;
     loop {
-        let events = log.after(position, CHUNK).await?;
+        let mut events = log.after(position, CHUNK).await?;
+        let read = events.len();
+        events.retain(|e| e.seq <= upto);
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(fed);
         };
@@ -105,7 +113,7 @@ pub async fn feed_events(store: &dyn HubStore, log: &EventLog) -> Result<u64, Fe
             .await?;
         fed += events.len() as u64;
         position = last;
-        if events.len() < CHUNK {
+        if read < CHUNK || events.len() < read {
             return Ok(fed);
         }
     }
@@ -165,9 +173,12 @@ mod tests {
         ];
         events.extend((2..CHUNK + 3).map(|i| ev(&format!("m-{i}"), Some("u2"), EventType::Track)));
         log.append(events).await.unwrap();
-        assert_eq!(feed_events(&store, &log).await.unwrap(), CHUNK as u64 + 3);
         assert_eq!(
-            feed_events(&store, &log).await.unwrap(),
+            feed_events(&store, &log, i64::MAX).await.unwrap(),
+            CHUNK as u64 + 3
+        );
+        assert_eq!(
+            feed_events(&store, &log, i64::MAX).await.unwrap(),
             0,
             "fed events are not fed again"
         );
@@ -197,7 +208,7 @@ mod tests {
         log.append(vec![ev("m-late", Some("u1"), EventType::Track)])
             .await
             .unwrap();
-        assert_eq!(feed_events(&store, &log).await.unwrap(), 1);
+        assert_eq!(feed_events(&store, &log, i64::MAX).await.unwrap(), 1);
         let last = store.changes_after(changes[1].seq, 10).await.unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].subject, format!("events:{0}-{0}", CHUNK + 4));

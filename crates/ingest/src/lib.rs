@@ -56,6 +56,17 @@ pub fn spawn_resolver(
             wake.notified().await;
             // Let a burst of requests land before resolving them together.
             tokio::time::sleep(pause).await;
+            // Events committed after this point are resolved and fed next cycle
+            // (their commit wakes it), never fed before their user is linked.
+            let upto = match log.latest_seq().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("{e}; retrying in 5 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    wake.notify_one();
+                    continue;
+                }
+            };
             match hub
                 .sync_one(source::SOURCE, kith_hub::SyncOptions { full: false }, &())
                 .await
@@ -71,7 +82,7 @@ pub fn spawn_resolver(
             }
             // A failure leaves the feed's position where it was; the cycle
             // runs again soon even if no event comes to wake it.
-            if let Err(e) = changes::feed_events(hub.store().as_ref(), &log).await {
+            if let Err(e) = changes::feed_events(hub.store().as_ref(), &log, upto).await {
                 tracing::error!("{e}; retrying in 5 s");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 wake.notify_one();

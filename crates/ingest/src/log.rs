@@ -370,6 +370,16 @@ impl EventLog {
         Ok(rows.iter().map(row_event).collect())
     }
 
+    /// The newest event's seq (0 when empty).
+    pub async fn latest_seq(&self) -> Result<i64> {
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await
+            .ctx("read the newest seq")?
+            .try_get(0)
+            .ctx("read the newest seq")
+    }
+
     /// How many events the log holds.
     pub async fn count(&self) -> Result<i64> {
         sqlx::query("SELECT COUNT(*) FROM events")

@@ -335,6 +335,104 @@ impl Connector for IngestSource {
 mod tests {
     use super::*;
 
+    use crate::event::parse;
+    use serde_json::json;
+
+    async fn log_with(messages: Vec<serde_json::Value>) -> (tempfile::TempDir, Arc<EventLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(&dir.path().join("events.db")).await.unwrap());
+        let now = chrono::Utc::now();
+        let events = messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| parse(m, None, None, now, i).unwrap())
+            .collect();
+        log.append(events).await.unwrap();
+        (dir, log)
+    }
+
+    async fn records(source: &IngestSource) -> Vec<IdentityRecord> {
+        let stream = source.scan(None).await.unwrap();
+        stream
+            .map(|i| match i.unwrap() {
+                ScanItem::Record(r) => r,
+                ScanItem::Quarantined(q) => panic!("{q:?}"),
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn identities_come_from_identify_alias_and_group_only() {
+        let (_dir, log) = log_with(vec![
+            json!({"type": "track", "anonymousId": "anon-1", "event": "Viewed"}),
+            json!({"type": "identify", "userId": "u-1", "anonymousId": "anon-1",
+                   "traits": {"email": "ann@example.com", "firstName": "Ann", "phone": "null"}}),
+            json!({"type": "identify", "userId": "u-1", "traits": {"phone": "+44 7700 900123"}}),
+            json!({"type": "identify", "userId": "old-7", "traits": {"email": "ann.old@example.com"}}),
+            json!({"type": "alias", "previousId": "old-7", "userId": "u-1"}),
+            json!({"type": "group", "userId": "u-1", "groupId": "g-9", "traits": {"name": "Leaf & Co"}}),
+            json!({"type": "identify", "userId": "anonymous", "traits": {"email": "x@example.com"}}),
+            json!({"type": "track", "userId": "u-1", "event": "Order Completed"}),
+        ])
+        .await;
+        let source = IngestSource::new(log);
+        let mut recs = records(&source).await;
+        recs.sort_by(|a, b| a.record.key.cmp(&b.record.key));
+        let keys: Vec<&str> = recs.iter().map(|r| r.record.key.as_str()).collect();
+        // No record for the anonymous visitor or the junk user id.
+        assert_eq!(keys, ["group:g-9", "old-7", "u-1"]);
+        let (org, old, ann) = (&recs[0], &recs[1], &recs[2]);
+        assert_eq!(ann.attrs.emails, ["ann@example.com"]);
+        assert_eq!(
+            ann.attrs.phones,
+            ["+44 7700 900123"],
+            "junk traits are dropped"
+        );
+        assert_eq!(ann.attrs.given_name.as_deref(), Some("Ann"));
+        assert_eq!(ann.attrs.org_name.as_deref(), Some("Leaf & Co"));
+        // The aliased id carries the new id, so the two records link deterministically.
+        assert_eq!(old.attrs.external_ids["ingest_user"], "u-1");
+        assert_eq!(ann.attrs.external_ids["ingest_user"], "u-1");
+        assert_eq!(org.kind, PartyKind::Organisation);
+        assert_eq!(org.attrs.org_name.as_deref(), Some("Leaf & Co"));
+
+        // Ann's events include her anonymous visit and exclude nobody else's.
+        let found = source
+            .lookup(&LookupRequest {
+                records: vec![ann.clone()],
+                fact_sets: Vec::new(),
+                since: None,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        let names: Vec<String> = found
+            .facts
+            .iter()
+            .map(|f| f.value["event"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert!(names.contains(&"Viewed".to_string()), "{names:?}");
+        assert!(names.contains(&"Order Completed".to_string()), "{names:?}");
+        assert!(found.facts.iter().all(|f| f.provenance.key == "u-1"));
+    }
+
+    #[tokio::test]
+    async fn a_user_carries_at_most_five_addresses_of_a_kind() {
+        let messages = (0..8)
+            .map(|i| json!({"type": "identify", "userId": "shared", "traits": {"email": format!("t{i}@example.com")}}))
+            .collect();
+        let (_dir, log) = log_with(messages).await;
+        let recs = records(&IngestSource::new(log)).await;
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].attrs.emails.len(), MAX_PER_TYPE);
+        assert_eq!(
+            recs[0].attrs.emails.last().unwrap(),
+            "t7@example.com",
+            "the newest are kept"
+        );
+    }
+
     #[test]
     fn junk_is_never_an_identifier() {
         for j in ["", " null ", "Anonymous", "0", "undefined", "N/A"] {

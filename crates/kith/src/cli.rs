@@ -476,7 +476,7 @@ async fn resolve(app: &mut App, export: Option<&std::path::Path>, json: bool) ->
 }
 
 async fn view(app: &App, query: &str, json: bool) -> Result<()> {
-    let v = viewed(app, query, "view").await?;
+    let v = viewed(app, query, "view", &kith_hub::ViewScope::default()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -486,9 +486,17 @@ async fn view(app: &App, query: &str, json: bool) -> Result<()> {
 }
 
 /// The view of the party a query finds, with the audit entry saying the CLI looked.
-async fn viewed(app: &App, query: &str, action: &str) -> Result<kith_hub::View> {
+async fn viewed(
+    app: &App,
+    query: &str,
+    action: &str,
+    scope: &kith_hub::ViewScope,
+) -> Result<kith_hub::View> {
     let party = app.hub.find_party(query).await?;
-    let v = app.hub.view(&party).await?;
+    let v = app
+        .hub
+        .view_scoped(&party, kith_hub::Audience::Staff, scope)
+        .await?;
     app.hub
         .store()
         .audit(&AuditEntry {
@@ -508,7 +516,13 @@ async fn show_timeline(
     filter: &kith_hub::TimelineFilter,
     json: bool,
 ) -> Result<()> {
-    let v = viewed(app, query, "timeline").await?;
+    // Only the wanted kinds and sources are asked, each for its newest few.
+    let scope = kith_hub::ViewScope {
+        kinds: filter.kinds.clone(),
+        sources: filter.sources.clone(),
+        limit: (filter.limit > 0).then_some(filter.limit),
+    };
+    let v = viewed(app, query, "timeline", &scope).await?;
     let entries = v.timeline(filter);
     if json {
         println!(

@@ -191,7 +191,18 @@ pub async fn timeline(
         .transpose()?;
 
     let (party, resolved) = resolve(&state, &id).await?;
-    let view = state.hub.view(&party.id).await?;
+    // The first page asks each source only for its newest facts of the wanted
+    // kinds (twice the page, so facts sharing the page's last moment are not
+    // cut); later pages need older facts, so they ask for everything.
+    let scope = kith_hub::ViewScope {
+        kinds: kinds.iter().map(|k| k.as_str().to_string()).collect(),
+        sources: sources.clone(),
+        limit: before.is_none().then_some(limit.saturating_mul(2)),
+    };
+    let view = state
+        .hub
+        .view_scoped(&party.id, kith_hub::Audience::Staff, &scope)
+        .await?;
     let items = timeline_items(&view, &kinds, &sources);
     let (items, next_before) = params::page_before(items, |i| i.at, before, limit);
     audit(&state, &caller, "timeline", Some(&party.id), String::new()).await?;

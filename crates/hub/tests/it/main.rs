@@ -715,3 +715,57 @@ async fn review_decisions_are_respected_by_every_later_run() {
     );
     assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann2);
 }
+
+#[tokio::test]
+async fn a_scoped_view_asks_only_for_what_it_needs() {
+    let w = world().await;
+    let hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let party = hub.find_party("ann.lee@example.com").await.unwrap();
+    let full = hub.view(&party).await.unwrap();
+    let scope = kith_hub::ViewScope {
+        kinds: vec!["transaction".into()],
+        sources: Vec::new(),
+        limit: Some(1),
+    };
+    let scoped = hub
+        .view_scoped(&party, kith_hub::Audience::Staff, &scope)
+        .await
+        .unwrap();
+    assert!(
+        scoped
+            .facts
+            .iter()
+            .all(|f| f.kind.as_str() == "transaction")
+    );
+    assert!(!scoped.facts.is_empty());
+    // At most one per fact set and record: the newest.
+    let mut seen = std::collections::HashSet::new();
+    for f in &scoped.facts {
+        assert!(
+            seen.insert((f.provenance.fact_set.clone(), f.provenance.key.clone())),
+            "{f:?}"
+        );
+        let newest = full
+            .facts
+            .iter()
+            .filter(|g| {
+                g.provenance.fact_set == f.provenance.fact_set
+                    && g.provenance.key == f.provenance.key
+            })
+            .filter_map(|g| g.date)
+            .max();
+        assert_eq!(f.date, newest);
+    }
+    // A source without transactions is not asked, and says so.
+    let skipped: Vec<_> = scoped
+        .sources
+        .iter()
+        .filter(|s| {
+            s.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("not asked"))
+        })
+        .collect();
+    assert!(!skipped.is_empty(), "{:?}", scoped.sources);
+}
