@@ -18,7 +18,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{DATE_ELSE, DATE_WITHIN_YEAR, date_level, within_one_edit};
+use crate::compare::{DATE_ELSE, DATE_WITHIN_YEAR, date_level, one_edit_bytes};
+use crate::hash::FnvBuild;
 use crate::record::Prepared;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,11 +57,11 @@ pub enum Conflict {
 
 /// The strong-identifier conflict between two records, if any.
 pub fn conflict(a: &Prepared, b: &Prepared) -> Option<Conflict> {
-    for (ka, va) in &a.external_ids {
-        for (kb, vb) in &b.external_ids {
-            if ka == kb && !within_one_edit(va, vb) {
+    for (ka, va) in a.external_ids() {
+        for (kb, vb) in b.external_ids() {
+            if ka == kb && !one_edit_bytes(va, vb) {
                 return Some(Conflict::ExternalId {
-                    name: ka.to_string(),
+                    name: String::from_utf8_lossy(ka).into_owned(),
                 });
             }
         }
@@ -112,54 +113,62 @@ pub fn cluster_constrained(
     // Keep the highest probability of a pair given twice.
     kept.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.total_cmp(&a.2)));
     kept.dedup_by_key(|e| (e.0, e.1));
-    let direct: HashSet<(u32, u32)> = kept.iter().map(|&(i, j, _)| (i, j)).collect();
+    let direct: HashSet<(u32, u32), FnvBuild> = kept.iter().map(|&(i, j, _)| (i, j)).collect();
     kept.sort_unstable_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
 
+    // Union–find, each group's members a list threaded through `next` from
+    // its root (a list per record would cost a million allocations).
     let mut parent: Vec<u32> = (0..n as u32).collect();
-    let mut members: Vec<Vec<u32>> = (0..n as u32).map(|i| vec![i]).collect();
+    let mut next: Vec<u32> = vec![NONE; n];
+    let mut tail: Vec<u32> = (0..n as u32).collect();
+    let mut size: Vec<u32> = vec![1; n];
     for &(i, j, p) in &kept {
         let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
         if ri == rj {
             continue;
         }
-        if !cannot_link.is_empty() {
-            let forbidden = members[ri as usize].iter().any(|&x| {
-                members[rj as usize]
-                    .iter()
-                    .any(|&y| cannot_link.contains(&(x.min(y), x.max(y))))
-            });
-            if forbidden {
-                continue;
-            }
+        let any_pair = |test: &dyn Fn(u32, u32) -> bool| {
+            members(&next, ri).any(|x| members(&next, rj).any(|y| test(x.min(y), x.max(y))))
+        };
+        if !cannot_link.is_empty() && any_pair(&|x, y| cannot_link.contains(&(x, y))) {
+            continue;
         }
-        if opts.guard && p < opts.strong_edge {
-            let blocked = members[ri as usize].iter().any(|&x| {
-                members[rj as usize].iter().any(|&y| {
-                    let pair = (x.min(y), x.max(y));
-                    !direct.contains(&pair) && conflicts(pair.0, pair.1)
-                })
-            });
-            if blocked {
-                continue;
-            }
+        if opts.guard
+            && p < opts.strong_edge
+            && any_pair(&|x, y| !direct.contains(&(x, y)) && conflicts(x, y))
+        {
+            continue;
         }
-        let (big, small) = if members[ri as usize].len() >= members[rj as usize].len() {
+        let (big, small) = if size[ri as usize] >= size[rj as usize] {
             (ri, rj)
         } else {
             (rj, ri)
         };
-        let moved = std::mem::take(&mut members[small as usize]);
-        members[big as usize].extend(moved);
+        next[tail[big as usize] as usize] = small;
+        tail[big as usize] = tail[small as usize];
+        size[big as usize] += size[small as usize];
         parent[small as usize] = big;
     }
     let mut label = vec![0u32; n];
-    for group in members.iter().filter(|m| !m.is_empty()) {
-        let min = *group.iter().min().expect("groups are not empty");
-        for &x in group {
-            label[x as usize] = min;
+    for root in 0..n as u32 {
+        if parent[root as usize] == root {
+            let min = members(&next, root).min().unwrap_or(root);
+            for x in members(&next, root) {
+                label[x as usize] = min;
+            }
         }
     }
     label
+}
+
+/// The end of a member list.
+const NONE: u32 = u32::MAX;
+
+/// The members of the group whose root is `root`.
+fn members(next: &[u32], root: u32) -> impl Iterator<Item = u32> + '_ {
+    std::iter::successors(Some(root), move |&x| {
+        Some(next[x as usize]).filter(|&y| y != NONE)
+    })
 }
 
 fn find(parent: &mut [u32], mut x: u32) -> u32 {

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::normalize::{DateParts, intersects};
-use crate::record::{Name, Prepared, Text};
+use crate::record::{Field, NameRef, Prepared, TextRef, same_bytes};
 
 /// The attributes kith compares, in the order of a [`Vector`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -119,80 +119,87 @@ impl Attribute {
 
 /// Compares two records on every attribute.
 pub fn compare(a: &Prepared, b: &Prepared) -> Vector {
+    compare_full(a, b).0
+}
+
+/// [`compare`], and whether the names were compared crosswise.
+pub(crate) fn compare_full(a: &Prepared, b: &Prepared) -> (Vector, bool) {
     let mut v = [MISSING; N_ATTRIBUTES];
-    let (given, family) = names(a, b);
+    let (given, family, swapped) = names(a, b);
     v[Attribute::GivenName.index()] = given;
     v[Attribute::FamilyName.index()] = family;
-    v[Attribute::DateOfBirth.index()] = opt(&a.dob, &b.dob, |x, y| date_level(*x, *y));
-    v[Attribute::Email.index()] = identifier_lists(&a.emails, &b.emails);
-    v[Attribute::Phone.index()] = identifier_lists(&a.phones, &b.phones);
-    v[Attribute::ExternalId.index()] = external_ids(&a.external_ids, &b.external_ids);
-    v[Attribute::StreetNumber.index()] = opt(&a.street_number, &b.street_number, |x, y| {
-        u8::from(!same_text(x, y))
-    });
-    v[Attribute::Street.index()] = match (&a.street, &b.street) {
+    v[Attribute::DateOfBirth.index()] = opt(a.dob, b.dob, date_level);
+    v[Attribute::Email.index()] = identifier_lists(a.emails(), b.emails());
+    v[Attribute::Phone.index()] = identifier_lists(a.phones(), b.phones());
+    v[Attribute::ExternalId.index()] = external_ids(a, b);
+    let field = |f: Field| (a.field(f), b.field(f));
+    v[Attribute::StreetNumber.index()] =
+        both(field(Field::StreetNumber), |x, y| u8::from(!x.same(&y)));
+    v[Attribute::Street.index()] = match field(Field::Street) {
         (Some(x), Some(y)) => text_level(x, y),
-        _ => opt(&a.street_full, &b.street_full, text_level),
+        _ => both(field(Field::StreetFull), text_level),
     };
-    v[Attribute::City.index()] = opt(&a.city, &b.city, text_level);
-    v[Attribute::Postcode.index()] = opt(&a.postcode, &b.postcode, |x, y| {
+    v[Attribute::City.index()] = both(field(Field::City), text_level);
+    v[Attribute::Postcode.index()] = both(field(Field::Postcode), |x, y| {
         identifier_level(x.as_bytes(), y.as_bytes())
     });
-    v[Attribute::Country.index()] = opt(&a.country, &b.country, |x, y| u8::from(!same_text(x, y)));
-    v[Attribute::OrgName.index()] = opt(&a.org, &b.org, text_level);
-    v
+    v[Attribute::Country.index()] = both(field(Field::Country), |x, y| u8::from(!x.same(&y)));
+    v[Attribute::OrgName.index()] = both(field(Field::Org), text_level);
+    (v, swapped)
 }
 
-/// Whether the given and family names of `a` are those of `b` the other way
-/// round, a common data-entry error.
+/// Whether the names are compared crosswise, given against family (see
+/// [`names`]).
+#[cfg(test)]
 pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
-    match (&a.given, &a.family, &b.given, &b.family) {
-        (Some(ag), Some(af), Some(bg), Some(bf)) => {
-            same_text(&ag.text, &bf.text)
-                && same_text(&af.text, &bg.text)
-                && !same_text(&ag.text, &bg.text)
+    names(a, b).2
+}
+
+/// The levels of the given and family names, and whether they were
+/// compared crosswise. Swapping the two fields is a common data-entry
+/// error, often with a typo or a changed family name on top; so when
+/// neither name agrees exactly the straight way, the names are compared
+/// crosswise too, and crosswise wins when it agrees at least as well on
+/// both names and better on one.
+fn names(a: &Prepared, b: &Prepared) -> (u8, u8, bool) {
+    let (ag, af, bg, bf) = (a.given(), a.family(), b.given(), b.family());
+    let straight = (opt(ag, bg, name_level), opt(af, bf, name_level));
+    if let (Some(ag), Some(af), Some(bg), Some(bf)) = (ag, af, bg, bf)
+        && straight.0 != 0
+        && straight.1 != 0
+    {
+        let cross = (name_level(ag, bf), name_level(af, bg));
+        if cross.0 <= straight.0 && cross.1 <= straight.1 && cross != straight {
+            return (cross.0, cross.1, true);
         }
-        _ => false,
     }
+    (straight.0, straight.1, false)
 }
 
-fn names(a: &Prepared, b: &Prepared) -> (u8, u8) {
-    if names_swapped(a, b) {
-        return (0, 0);
-    }
-    (
-        opt(&a.given, &b.given, name_level),
-        opt(&a.family, &b.family, name_level),
-    )
-}
-
-fn opt<T>(a: &Option<T>, b: &Option<T>, f: impl FnOnce(&T, &T) -> u8) -> u8 {
+fn opt<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> u8) -> u8 {
     match (a, b) {
         (Some(x), Some(y)) => f(x, y),
         _ => MISSING,
     }
 }
 
-/// String equality without a call into libc's `memcmp`, which costs more
-/// than the comparison itself for the short values compared here.
+fn both<T>(pair: (Option<T>, Option<T>), f: impl FnOnce(T, T) -> u8) -> u8 {
+    opt(pair.0, pair.1, f)
+}
+
 #[inline]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    same_bytes(a, b)
 }
 
-#[inline]
-fn same_text(a: &Text, b: &Text) -> bool {
-    same(a.as_bytes(), b.as_bytes())
-}
-
-pub(crate) fn name_level(a: &Name, b: &Name) -> u8 {
-    if same_text(&a.text, &b.text) {
+pub(crate) fn name_level(a: NameRef, b: NameRef) -> u8 {
+    if a.text.same(&b.text) {
         return 0;
     }
     if intersects(a.nick, b.nick) {
         return 1;
     }
-    let jw = jw_over_070(&a.text, &b.text);
+    let jw = jw_over_070(a.text, b.text);
     if jw >= 0.92 {
         2
     } else if jw >= 0.88 {
@@ -255,10 +262,22 @@ fn one_edit_apart(a: DateParts, b: DateParts) -> bool {
         ]
     }
     let (x, y) = (digits(a), digits(b));
-    let differ: Vec<usize> = (0..8).filter(|&k| x[k] != y[k]).collect();
-    match differ.as_slice() {
-        [_] => true,
-        [k, l] => *l == k + 1 && x[*k] == y[*l] && x[*l] == y[*k],
+    // The first two positions that differ, and how many do: no list, as
+    // this runs for every pair in training.
+    let (mut first, mut second, mut n) = (0, 0, 0);
+    for k in 0..8 {
+        if x[k] != y[k] {
+            match n {
+                0 => first = k,
+                1 => second = k,
+                _ => return false,
+            }
+            n += 1;
+        }
+    }
+    match n {
+        1 => true,
+        2 => second == first + 1 && x[first] == y[second] && x[second] == y[first],
         _ => false,
     }
 }
@@ -273,30 +292,34 @@ fn identifier_level(a: &[u8], b: &[u8]) -> u8 {
     }
 }
 
-fn identifier_lists(a: &[String], b: &[String]) -> u8 {
+fn identifier_lists<'a>(
+    a: impl Iterator<Item = &'a [u8]>,
+    b: impl Iterator<Item = &'a [u8]> + Clone,
+) -> u8 {
     let mut best = MISSING;
     for x in a {
-        for y in b {
-            best = best.min(identifier_level(x.as_bytes(), y.as_bytes()));
+        for y in b.clone() {
+            best = best.min(identifier_level(x, y));
         }
     }
     best
 }
 
-fn external_ids(a: &[(Text, Text)], b: &[(Text, Text)]) -> u8 {
+/// The best level over the ids of one name the two records both carry.
+fn external_ids(a: &Prepared, b: &Prepared) -> u8 {
     let mut best = MISSING;
-    for (ka, va) in a {
-        for (kb, vb) in b {
-            if same_text(ka, kb) {
-                best = best.min(identifier_level(va.as_bytes(), vb.as_bytes()));
+    for (ka, va) in a.external_ids() {
+        for (kb, vb) in b.external_ids() {
+            if same(ka, kb) {
+                best = best.min(identifier_level(va, vb));
             }
         }
     }
     best
 }
 
-fn text_level(a: &Text, b: &Text) -> u8 {
-    if same_text(a, b) {
+fn text_level(a: TextRef, b: TextRef) -> u8 {
+    if a.same(&b) {
         return 0;
     }
     let jw = jw_over_070(a, b);
@@ -312,7 +335,7 @@ fn text_level(a: &Text, b: &Text) -> u8 {
 /// Jaro–Winkler when it may reach 0.7, else 0. Most pairs of different
 /// people share too few letters to get there, which the precomputed letter
 /// summaries show in a few instructions, against Jaro's matching window.
-fn jw_over_070(a: &Text, b: &Text) -> f64 {
+fn jw_over_070(a: TextRef, b: TextRef) -> f64 {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     if let Some(shared) = a.letters.shared_bound(b.letters) {
         if x.is_empty() || y.is_empty() {
@@ -434,7 +457,7 @@ pub fn within_one_edit(a: &str, b: &str) -> bool {
     one_edit_bytes(a.as_bytes(), b.as_bytes())
 }
 
-fn one_edit_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn one_edit_bytes(a: &[u8], b: &[u8]) -> bool {
     if same(a, b) {
         return true;
     }
@@ -457,12 +480,19 @@ fn one_edit_slices<T: PartialEq>(x: &[T], y: &[T]) -> bool {
             let swapped = p + 1 < short.len()
                 && short[p] == long[p + 1]
                 && short[p + 1] == long[p]
-                && short[p + 2..] == long[p + 2..];
-            swapped || short[p + 1..] == long[p + 1..]
+                && equal(&short[p + 2..], &long[p + 2..]);
+            swapped || equal(&short[p + 1..], &long[p + 1..])
         }
-        1 => short[p..] == long[p + 1..],
+        1 => equal(&short[p..], &long[p + 1..]),
         _ => false,
     }
+}
+
+/// Slice equality written out: for the few bytes of an identifier, the
+/// call into libc's `memcmp` that `==` makes costs more than comparing.
+#[inline]
+fn equal<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 #[cfg(test)]
@@ -526,7 +556,7 @@ mod tests {
             };
             let (a, b) = (word(&mut rng), word(&mut rng));
             let jw = jaro_winkler(&a, &b);
-            let over = jw_over_070(&Text::new(&a), &Text::new(&b));
+            let over = jw_over_070(TextRef::new(&a), TextRef::new(&b));
             if jw >= 0.7 {
                 assert_eq!(over, jw, "{a} {b}");
             } else {
@@ -590,6 +620,34 @@ mod tests {
     }
 
     #[test]
+    fn swapped_names_with_a_typo_or_a_new_family_name_compare_crosswise() {
+        // Swapped, and the family name mistyped on one side.
+        let a = rec("julius", "stanbury", "");
+        let b = rec("tanbury", "julius", "");
+        assert!(names_swapped(&a, &b));
+        assert_eq!(level(&a, &b, Attribute::GivenName), Some("exact"));
+        assert_eq!(level(&a, &b, Attribute::FamilyName), Some("jw_0.92"));
+        // Swapped with a typo on both sides: still better crosswise on both.
+        let c = rec("jlulius", "stanbury", "");
+        assert!(names_swapped(&c, &b));
+        // Swapped, and a new family name (marriage) on one side.
+        let d = rec("desmond", "sula", "");
+        let e = rec("sula", "frahn", "");
+        assert!(names_swapped(&d, &e));
+        assert_eq!(level(&d, &e, Attribute::FamilyName), Some("exact"));
+        assert_eq!(level(&d, &e, Attribute::GivenName), Some("else"));
+        // One name agreeing the straight way keeps the straight comparison.
+        let f = rec("julius", "tanbury", "");
+        assert!(!names_swapped(&a, &f));
+        assert_eq!(level(&a, &f, Attribute::GivenName), Some("exact"));
+        // Crosswise must be no worse on either name.
+        let g = rec("lee", "lea", "");
+        let h = rec("smith", "lee", "");
+        assert!(!names_swapped(&g, &h), "lea/smith is worse than lea/lee");
+        assert_eq!(level(&g, &h, Attribute::FamilyName), Some("jw_0.70"));
+    }
+
+    #[test]
     fn date_levels() {
         let lv =
             |a: &str, b: &str| level(&rec("a", "b", a), &rec("a", "b", b), Attribute::DateOfBirth);
@@ -636,8 +694,13 @@ mod tests {
         assert_eq!(level(&a, &c, Attribute::StreetNumber), Some("else"));
         assert_eq!(level(&a, &c, Attribute::Postcode), Some("else"));
         // Ids of different names are not compared.
-        let mut d = r("x@y.com", "", "", "");
-        d.external_ids = vec![(Text::new("vat"), Text::new("5304218"))];
+        let d = Prepared::new(
+            &IdentityAttrs {
+                external_ids: [("vat".to_string(), "5304218".to_string())].into(),
+                ..Default::default()
+            },
+            &NormalizeOptions::default(),
+        );
         assert_eq!(level(&a, &d, Attribute::ExternalId), None);
     }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Attribute, MISSING, compare, names_swapped};
+use crate::compare::{Attribute, MISSING, compare_full};
 use crate::model::{Decision, Model, probability};
 use crate::record::Prepared;
 
@@ -38,7 +38,7 @@ pub struct ComparisonExplanation {
 
 /// Explains the score of `a` against `b`; its total equals [`Model::score`]'s weight.
 pub fn explain(model: &Model, a: &Prepared, b: &Prepared) -> Explanation {
-    let vector = compare(a, b);
+    let (vector, swapped) = compare_full(a, b);
     let prior_weight = model.prior_weight();
     let mut total_weight = prior_weight;
     let comparisons = Attribute::ALL
@@ -46,7 +46,7 @@ pub fn explain(model: &Model, a: &Prepared, b: &Prepared) -> Explanation {
         .map(|&attribute| {
             let k = attribute.index();
             let level = vector[k];
-            let (base, tf) = model.term(k, level, a);
+            let (base, tf) = model.term(k, level, a, swapped);
             total_weight += base + tf;
             let params = (level != MISSING).then(|| &model.comparisons[k].levels[level as usize]);
             ComparisonExplanation {
@@ -67,7 +67,7 @@ pub fn explain(model: &Model, a: &Prepared, b: &Prepared) -> Explanation {
         total_weight,
         probability: p,
         decision: model.decide(p),
-        names_swapped: names_swapped(a, b),
+        names_swapped: swapped,
     }
 }
 

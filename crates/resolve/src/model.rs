@@ -8,12 +8,13 @@
 //! which is negative for common values and positive for rare ones. The match
 //! probability is `2^w / (1 + 2^w)`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Attribute, MISSING, N_ATTRIBUTES, Vector, compare};
+use crate::compare::{Attribute, MISSING, N_ATTRIBUTES, Vector, compare_full};
+use crate::hash::FnvBuild;
 use crate::record::Prepared;
 
 /// The version of the model file format; a reader refuses other versions.
@@ -39,8 +40,32 @@ pub struct Model {
     pub uncertain: (f64, f64),
     /// How the model was trained, for people checking it.
     pub training: TrainingSummary,
+    /// `log2(m/u)` of every level, computed on first use: the model is not
+    /// changed once it scores.
     #[serde(skip)]
     weights: OnceLock<[[f64; MAX_LEVELS]; N_ATTRIBUTES]>,
+    /// The term-frequency adjustment of every value in the tables, computed
+    /// on first use: looking values up in the `BTreeMap`s of strings and
+    /// taking a logarithm cost more than the rest of scoring a pair.
+    #[serde(skip)]
+    tf_weights: OnceLock<Vec<Option<TfWeights>>>,
+}
+
+/// A [`TfTable`] turned into the adjustment of an exact match on each value.
+#[derive(Debug, Clone)]
+struct TfWeights {
+    listed: HashMap<Box<[u8]>, f64, FnvBuild>,
+    /// For a value not in the table, which counts as seen once.
+    unlisted: f64,
+    /// `log2` of the attribute's u of an exact match.
+    log2_u: f64,
+}
+
+impl TfWeights {
+    /// `log2(u_exact / frequency(value))`.
+    fn adjustment(&self, value: &[u8]) -> f64 {
+        self.listed.get(value).copied().unwrap_or(self.unlisted)
+    }
 }
 
 pub(crate) const MAX_LEVELS: usize = 8;
@@ -96,7 +121,12 @@ pub struct TrainingSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmSession {
     pub rule: String,
+    /// Pairs the rule makes.
     pub pairs: u64,
+    /// Pairs compared: all of them, or a sample when there are too many
+    /// ([`crate::TrainOptions::em_max_pairs`]).
+    #[serde(default)]
+    pub compared: u64,
     pub iterations: u32,
     pub converged: bool,
     /// The share of matches among this rule's pairs.
@@ -141,6 +171,7 @@ impl Model {
             uncertain,
             training,
             weights: OnceLock::new(),
+            tf_weights: OnceLock::new(),
         }
     }
 
@@ -207,6 +238,29 @@ impl Model {
         })
     }
 
+    fn tf_weights(&self) -> &[Option<TfWeights>] {
+        self.tf_weights.get_or_init(|| {
+            self.comparisons
+                .iter()
+                .map(|c| {
+                    let table = c.tf.as_ref()?;
+                    let u = c.levels.first().map_or(PROBABILITY_CLAMP.0, |l| l.u);
+                    let adjust = |frequency: f64| (u / frequency.max(PROBABILITY_CLAMP.0)).log2();
+                    Some(TfWeights {
+                        listed: table
+                            .counts
+                            .keys()
+                            .map(|v| (v.as_bytes().into(), adjust(table.frequency(v))))
+                            .collect(),
+                        // An unlisted value counts once.
+                        unlisted: adjust(1.0 / table.records.max(1) as f64),
+                        log2_u: u.log2(),
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// `log2(λ / (1 − λ))`.
     pub fn prior_weight(&self) -> f64 {
         (self.lambda / (1.0 - self.lambda)).log2()
@@ -214,27 +268,45 @@ impl Model {
 
     /// The weight of one attribute's level for this pair: the level's
     /// `log2(m/u)` and the term-frequency adjustment of an exact match.
-    pub(crate) fn term(&self, k: usize, level: u8, a: &Prepared) -> (f64, f64) {
+    ///
+    /// With the names compared crosswise, `a`'s given name matched the other
+    /// record's family name, so how common it is *as a family name* is what
+    /// makes the match a coincidence or not (and the other way round): a
+    /// family name rare as a given name would otherwise weigh as if unique.
+    pub(crate) fn term(&self, k: usize, level: u8, a: &Prepared, swapped: bool) -> (f64, f64) {
         if level == MISSING {
             return (0.0, 0.0);
         }
         let base = self.weights()[k][level as usize];
-        let comparison = &self.comparisons[k];
-        let tf = match (&comparison.tf, level) {
-            (Some(table), 0) => comparison.attribute_value(a).map_or(0.0, |v| {
-                (comparison.levels[0].u / table.frequency(v).max(PROBABILITY_CLAMP.0)).log2()
-            }),
-            _ => 0.0,
+        if level != 0 {
+            return (base, 0.0);
+        }
+        let tables = self.tf_weights();
+        let Some(value) = self.comparisons[k].attribute_value(a) else {
+            return (base, 0.0);
+        };
+        let (given, family) = (Attribute::GivenName.index(), Attribute::FamilyName.index());
+        let tf = match (swapped, k) {
+            (true, k) if k == given || k == family => {
+                let other = if k == given { family } else { given };
+                match (&tables[k], &tables[other]) {
+                    (Some(own), Some(theirs)) => {
+                        theirs.adjustment(value) - theirs.log2_u + own.log2_u
+                    }
+                    _ => 0.0,
+                }
+            }
+            _ => tables[k].as_ref().map_or(0.0, |t| t.adjustment(value)),
         };
         (base, tf)
     }
 
     /// Scores a pair of records.
     pub fn score(&self, a: &Prepared, b: &Prepared) -> Scored {
-        let vector = compare(a, b);
+        let (vector, swapped) = compare_full(a, b);
         let mut weight = self.prior_weight();
         for (k, &level) in vector.iter().enumerate() {
-            let (base, tf) = self.term(k, level, a);
+            let (base, tf) = self.term(k, level, a, swapped);
             weight += base + tf;
         }
         Scored {
@@ -253,7 +325,7 @@ impl Model {
 }
 
 impl ComparisonParams {
-    fn attribute_value<'a>(&self, r: &'a Prepared) -> Option<&'a str> {
+    fn attribute_value<'a>(&self, r: &'a Prepared) -> Option<&'a [u8]> {
         r.tf_value(self.attribute)
     }
 }
@@ -343,6 +415,40 @@ mod tests {
         let smith = rec("ann", "smith");
         let zab = rec("ann", "zaborowski");
         assert!(model.score(&zab, &zab).weight > model.score(&smith, &smith).weight + 3.0);
+    }
+
+    #[test]
+    fn swapped_names_weigh_by_how_common_each_value_is_in_its_new_place() {
+        // "smith" is common as a family name and rare as a given name.
+        let mut model = Model::prior();
+        model.comparisons[Attribute::GivenName.index()].tf = Some(TfTable {
+            records: 1000,
+            counts: BTreeMap::from([("ann".into(), 40)]),
+        });
+        model.comparisons[Attribute::FamilyName.index()].tf = Some(TfTable {
+            records: 1000,
+            counts: BTreeMap::from([("smith".into(), 50)]),
+        });
+        let straight = model.score(&rec("ann", "smith"), &rec("ann", "smith"));
+        let swapped = model.score(&rec("smith", "ann"), &rec("ann", "smith"));
+        // Either way the pair agrees on "ann" as a given name and "smith" as
+        // a family name: the same coincidence, the same weight.
+        assert!(
+            (straight.weight - swapped.weight).abs() < 1e-9,
+            "{} {}",
+            straight.weight,
+            swapped.weight
+        );
+        // Looked up in the tables of their own fields, the rare "smith" as a
+        // given name and "ann" as a family name would weigh far more.
+        let g = Attribute::GivenName.index();
+        let f = Attribute::FamilyName.index();
+        let naive = model.prior_weight()
+            + model.term(g, 0, &rec("smith", "x"), false).0
+            + model.term(g, 0, &rec("smith", "x"), false).1
+            + model.term(f, 0, &rec("x", "ann"), false).0
+            + model.term(f, 0, &rec("x", "ann"), false).1;
+        assert!(naive > swapped.weight + 5.0, "{naive} {}", swapped.weight);
     }
 
     #[test]

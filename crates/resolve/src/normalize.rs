@@ -297,6 +297,9 @@ const STREET_WORDS: &[(&str, &str)] = &[
     ("w", "west"),
 ];
 
+/// The length of the longest abbreviation in [`STREET_WORDS`].
+const MAX_STREET_ABBREVIATION: usize = 4;
+
 /// A street address split for comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Street {
@@ -340,9 +343,11 @@ fn expand_street_words(folded: &str) -> String {
         .map(|(i, &t)| match t {
             "st" | "str" if i == last && i > 0 => "street",
             "st" => "saint",
+            // Every abbreviation is short: longer words skip the search.
+            _ if t.len() > MAX_STREET_ABBREVIATION || i == 0 => t,
             _ => STREET_WORDS
                 .iter()
-                .find(|(abbr, _)| *abbr == t && i > 0)
+                .find(|(abbr, _)| *abbr == t)
                 .map_or(t, |(_, word)| word),
         })
         .collect::<Vec<_>>()
@@ -379,6 +384,39 @@ impl DateParts {
         match self.year {
             Some(y) => format!("{y:04}{:02}{:02}", self.month, self.day),
             None => format!("--{:02}{:02}", self.month, self.day),
+        }
+    }
+
+    /// [`DateParts::key`] written into `buf`, without allocating: blocking
+    /// on dates of birth writes a key for every record.
+    pub(crate) fn key_bytes<'a>(&self, buf: &'a mut [u8; 8]) -> &'a [u8] {
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (m, d) = (u16::from(self.month), u16::from(self.day));
+        match self.year {
+            Some(y) => {
+                *buf = [
+                    digit(y / 1000),
+                    digit(y / 100),
+                    digit(y / 10),
+                    digit(y),
+                    digit(m / 10),
+                    digit(m),
+                    digit(d / 10),
+                    digit(d),
+                ];
+                &buf[..]
+            }
+            None => {
+                buf[..6].copy_from_slice(&[
+                    b'-',
+                    b'-',
+                    digit(m / 10),
+                    digit(m),
+                    digit(d / 10),
+                    digit(d),
+                ]);
+                &buf[..6]
+            }
         }
     }
 
@@ -558,6 +596,13 @@ pub fn soundex(folded: &str) -> Option<[u8; 4]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn street_abbreviations_fit_the_length_the_search_assumes() {
+        for (abbr, _) in super::STREET_WORDS {
+            assert!(abbr.len() <= super::MAX_STREET_ABBREVIATION, "{abbr}");
+        }
+    }
+
     use super::*;
 
     #[test]

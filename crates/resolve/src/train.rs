@@ -21,14 +21,15 @@ use std::collections::HashMap;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::LinkType;
-use crate::block::{BlockKey, BlockRule, Blocking};
+use crate::block::{BlockKey, BlockRule, Blocking, RuleBlocks, in_pieces, threads_for};
 use crate::compare::{Attribute, MISSING, N_ATTRIBUTES, Vector, compare};
+use crate::hash::FnvBuild;
 use crate::model::{
     ComparisonParams, EmSession, LevelParams, MAX_LEVELS, Model, PROBABILITY_CLAMP, TfTable,
     TrainingSummary,
 };
 use crate::record::Prepared;
+use crate::{LinkType, PIECE, TOUCH_BATCH, touch};
 
 /// λ when the data cannot tell: one pair in ten thousand.
 pub const PRIOR_LAMBDA: f64 = 1e-4;
@@ -47,6 +48,11 @@ pub struct TrainOptions {
     pub em_rules: Vec<BlockRule>,
     /// The blocking guard for the training rules.
     pub max_block: usize,
+    /// A session whose rule yields more pairs than this runs on a seeded
+    /// uniform sample of this many of them: a million records blocked on
+    /// postcode make hundreds of millions of pairs, and EM's estimates
+    /// from a million are as good.
+    pub em_max_pairs: u64,
     pub max_iterations: u32,
     /// EM stops when no probability moves by more than this.
     pub tolerance: f64,
@@ -70,6 +76,7 @@ impl Default for TrainOptions {
                 BlockRule::new(&[BlockKey::Postcode]),
             ],
             max_block: 1000,
+            em_max_pairs: 1_000_000,
             max_iterations: 25,
             tolerance: 1e-4,
             min_pairs: 100,
@@ -156,7 +163,7 @@ impl Model {
                 link_type: opts.link_type,
                 max_block: opts.max_block,
             };
-            let (pairs, _) = blocking.candidate_pairs(records);
+            let (pairs, total) = session_pairs(&blocking, records, opts);
             let excluded: Vec<Attribute> = rule
                 .keys
                 .iter()
@@ -164,24 +171,15 @@ impl Model {
                 .collect();
             let mut session = EmSession {
                 rule: rule.name(),
-                pairs: pairs.len() as u64,
+                pairs: total,
+                compared: pairs.len() as u64,
                 iterations: 0,
                 converged: false,
                 lambda: 0.0,
                 estimated: Vec::new(),
             };
-            if (pairs.len() as u64) >= opts.min_pairs {
-                let mut patterns: HashMap<Vector, u64> = HashMap::new();
-                for &(i, j) in &pairs {
-                    let mut v = compare(&records[i as usize], &records[j as usize]);
-                    for a in &excluded {
-                        v[a.index()] = MISSING;
-                    }
-                    *patterns.entry(v).or_default() += 1;
-                }
-                let mut patterns: Vec<(Vector, u64)> = patterns.into_iter().collect();
-                // A fixed order makes the floating-point sums, and the model, repeatable.
-                patterns.sort_unstable();
+            if total >= opts.min_pairs {
+                let patterns = count_patterns(records, &pairs, &excluded);
                 let fit = em(&patterns, &u, &excluded, opts);
                 session.iterations = fit.iterations;
                 session.converged = fit.converged;
@@ -197,7 +195,7 @@ impl Model {
                         }
                     }
                 }
-                session_blocks.push((rule.clone(), pairs.len() as u64, fit.lambda));
+                session_blocks.push((rule.clone(), total, fit.lambda));
             }
             summary.em_sessions.push(session);
         }
@@ -341,45 +339,145 @@ fn by_tile(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
 /// split over the machine's cores: this is nearly all the work of training,
 /// and the counts are sums, so the result does not depend on the split.
 fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(pairs.len() / 20_000 + 1);
     let count = |part: &[(u32, u32)]| {
         let mut s = USample::default();
-        for &(i, j) in part {
-            let v = compare(&records[i as usize], &records[j as usize]);
-            s.pairs += 1;
-            for (k, &l) in v.iter().enumerate() {
-                if l != MISSING {
-                    s.counts[k][l as usize] += 1;
-                    s.present[k] += 1;
+        for batch in part.chunks(TOUCH_BATCH) {
+            touch(records, batch);
+            for &(i, j) in batch {
+                let v = compare(&records[i as usize], &records[j as usize]);
+                s.pairs += 1;
+                for (k, &l) in v.iter().enumerate() {
+                    if l != MISSING {
+                        s.counts[k][l as usize] += 1;
+                        s.present[k] += 1;
+                    }
                 }
             }
         }
         s
     };
-    if threads <= 1 {
-        return count(pairs);
+    let mut total = USample::default();
+    for s in in_pieces(pairs, PIECE, count) {
+        total.pairs += s.pairs;
+        for k in 0..N_ATTRIBUTES {
+            total.present[k] += s.present[k];
+            for l in 0..MAX_LEVELS {
+                total.counts[k][l] += s.counts[k][l];
+            }
+        }
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pairs
-            .chunks(pairs.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || count(part)))
-            .collect();
-        let mut total = USample::default();
-        for h in handles {
-            let s = h.join().expect("comparing records does not panic");
-            total.pairs += s.pairs;
-            for k in 0..N_ATTRIBUTES {
-                total.present[k] += s.present[k];
-                for l in 0..MAX_LEVELS {
-                    total.counts[k][l] += s.counts[k][l];
+    total
+}
+
+/// The pairs of one EM session's rule: all of them (distinct, sorted) when
+/// there are at most `em_max_pairs`, else that many drawn uniformly (with
+/// replacement, seeded) from every pair in the rule's blocks; and how many
+/// pairs the rule makes.
+fn session_pairs(
+    blocking: &Blocking,
+    records: &[Prepared],
+    opts: &TrainOptions,
+) -> (Vec<(u32, u32)>, u64) {
+    let link_only = blocking.link_type == LinkType::LinkOnly;
+    let Some(rule) = blocking.rules.first() else {
+        return (Vec::new(), 0);
+    };
+    let blocks = RuleBlocks::new(rule, records);
+    let dataset = |x: &(u64, u32)| records[x.1 as usize].dataset;
+    let pairs_in = |block: &[(u64, u32)]| -> u64 {
+        let n = block.len() as u64;
+        if !link_only {
+            return n * (n - 1) / 2;
+        }
+        let mut sizes: HashMap<u16, u64> = HashMap::new();
+        for x in block {
+            *sizes.entry(dataset(x)).or_default() += 1;
+        }
+        (n * n - sizes.values().map(|s| s * s).sum::<u64>()) / 2
+    };
+    let usable: Vec<(&[(u64, u32)], u64)> = blocks
+        .blocks()
+        .filter(|b| b.len() <= blocking.max_block)
+        .map(|b| (b, pairs_in(b)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    let total: u64 = usable.iter().map(|&(_, n)| n).sum();
+    if total <= opts.em_max_pairs {
+        let mut pairs = Vec::with_capacity(total as usize);
+        for (block, _) in &usable {
+            for (x, a) in block.iter().enumerate() {
+                for b in &block[x + 1..] {
+                    if !link_only || dataset(a) != dataset(b) {
+                        pairs.push((a.1, b.1));
+                    }
                 }
             }
         }
-        total
-    })
+        pairs.sort_unstable();
+        pairs.dedup();
+        let n = pairs.len() as u64;
+        return (pairs, n);
+    }
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut draws: Vec<u64> = (0..opts.em_max_pairs)
+        .map(|_| rng.random_range(0..total))
+        .collect();
+    draws.sort_unstable();
+    let mut pairs = Vec::with_capacity(draws.len());
+    let (mut next, mut end) = (0, 0u64);
+    for (block, n) in usable {
+        end += n;
+        while next < draws.len() && draws[next] < end {
+            next += 1;
+            // A pair of the block, uniformly: every pair of the rule is then
+            // equally likely, since the block was drawn by its pair count.
+            loop {
+                let x = rng.random_range(0..block.len());
+                let y = rng.random_range(0..block.len() - 1);
+                let y = if y >= x { y + 1 } else { y };
+                let (a, b) = (&block[x.min(y)], &block[x.max(y)]);
+                if !link_only || dataset(a) != dataset(b) {
+                    pairs.push((a.1, b.1));
+                    break;
+                }
+            }
+        }
+    }
+    (pairs, total)
+}
+
+/// How often each comparison vector occurs among `pairs`, with the
+/// `excluded` attributes blanked, in a fixed order. Split over the cores;
+/// the counts are sums, so the result does not depend on the split.
+fn count_patterns(
+    records: &[Prepared],
+    pairs: &[(u32, u32)],
+    excluded: &[Attribute],
+) -> Vec<(Vector, u64)> {
+    let count = |part: &[(u32, u32)]| {
+        let mut patterns: HashMap<Vector, u64> = HashMap::new();
+        for batch in part.chunks(TOUCH_BATCH) {
+            touch(records, batch);
+            for &(i, j) in batch {
+                let mut v = compare(&records[i as usize], &records[j as usize]);
+                for a in excluded {
+                    v[a.index()] = MISSING;
+                }
+                *patterns.entry(v).or_default() += 1;
+            }
+        }
+        patterns
+    };
+    let mut patterns: HashMap<Vector, u64> = HashMap::new();
+    for part in in_pieces(pairs, PIECE, count) {
+        for (v, c) in part {
+            *patterns.entry(v).or_default() += c;
+        }
+    }
+    let mut patterns: Vec<(Vector, u64)> = patterns.into_iter().collect();
+    // A fixed order makes the floating-point sums, and the model, repeatable.
+    patterns.sort_unstable();
+    patterns
 }
 
 struct Fit {
@@ -496,40 +594,65 @@ fn estimate_lambda(
     })
 }
 
+/// How often each value of the term-frequency attributes occurs; the
+/// attributes are counted side by side on the machine's cores.
 fn tf_tables(records: &[Prepared], max_values: usize) -> Vec<Option<TfTable>> {
-    Attribute::ALL
-        .iter()
-        .map(|&a| {
-            if !a.term_frequency() {
-                return None;
+    let table = |a: Attribute| -> Option<TfTable> {
+        if !a.term_frequency() {
+            return None;
+        }
+        let mut counts: HashMap<&[u8], u64, FnvBuild> = HashMap::default();
+        let mut present = 0u64;
+        for r in records {
+            if let Some(v) = r.tf_value(a) {
+                *counts.entry(v).or_default() += 1;
+                present += 1;
             }
-            let mut counts: HashMap<&str, u64> = HashMap::new();
-            let mut present = 0u64;
-            for r in records {
-                if let Some(v) = r.tf_value(a) {
-                    *counts.entry(v).or_default() += 1;
-                    present += 1;
-                }
-            }
-            if present == 0 {
-                return None;
-            }
-            let mut common: Vec<(&str, u64)> = counts.into_iter().filter(|&(_, c)| c > 1).collect();
-            common.sort_unstable_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(y.0)));
-            common.truncate(max_values);
-            Some(TfTable {
-                records: present,
-                counts: common
-                    .into_iter()
-                    .map(|(v, c)| (v.to_string(), c))
-                    .collect(),
-            })
+        }
+        if present == 0 {
+            return None;
+        }
+        let mut common: Vec<(&[u8], u64)> = counts.into_iter().filter(|&(_, c)| c > 1).collect();
+        common.sort_unstable_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(y.0)));
+        common.truncate(max_values);
+        Some(TfTable {
+            records: present,
+            counts: common
+                .into_iter()
+                .map(|(v, c)| (String::from_utf8_lossy(v).into_owned(), c))
+                .collect(),
         })
-        .collect()
+    };
+    let threads = threads_for(records.len(), 20_000);
+    if threads <= 1 {
+        return Attribute::ALL.iter().map(|&a| table(a)).collect();
+    }
+    let mut tables: Vec<Option<TfTable>> = vec![None; N_ATTRIBUTES];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    Attribute::ALL
+                        .iter()
+                        .filter(|a| a.term_frequency())
+                        .enumerate()
+                        .filter(|(k, _)| k % threads == t)
+                        .map(|(_, &a)| (a.index(), table(a)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (k, t) in h.join().expect("counting values does not panic") {
+                tables[k] = t;
+            }
+        }
+    });
+    tables
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use kith_model::IdentityAttrs;
 
     use super::*;
@@ -686,6 +809,50 @@ mod tests {
         sorted.sort_unstable();
         tiled.sort_unstable();
         assert_eq!(tiled, sorted);
+    }
+
+    #[test]
+    fn large_em_sessions_run_on_a_uniform_sample_of_their_pairs() {
+        let (records, _) = population(2000, 7);
+        let rule = BlockRule::new(&[BlockKey::Postcode]);
+        let blocking = Blocking {
+            rules: vec![rule.clone()],
+            ..Default::default()
+        };
+        let (every, _) = blocking.candidate_pairs(&records);
+        let opts = TrainOptions {
+            em_max_pairs: 500,
+            ..Default::default()
+        };
+        let (sample, total) = session_pairs(&blocking, &records, &opts);
+        assert_eq!(total, every.len() as u64);
+        assert!(total > 500, "{total}");
+        assert_eq!(sample.len(), 500);
+        for p in &sample {
+            assert!(
+                every.binary_search(p).is_ok(),
+                "{p:?} is no pair of the rule"
+            );
+        }
+        // Seeded: the same sample again.
+        assert_eq!(session_pairs(&blocking, &records, &opts).0, sample);
+        // At or below the cap, every pair, as blocking makes them.
+        let all = TrainOptions {
+            em_max_pairs: total,
+            ..Default::default()
+        };
+        assert_eq!(session_pairs(&blocking, &records, &all), (every, total));
+        // The session records both counts.
+        let model = Model::train(
+            &records,
+            &TrainOptions {
+                em_rules: vec![rule],
+                u_max_pairs: 10_000,
+                ..opts
+            },
+        );
+        assert_eq!(model.training.em_sessions[0].pairs, total);
+        assert_eq!(model.training.em_sessions[0].compared, 500);
     }
 
     #[test]

@@ -75,3 +75,5 @@ fn models_are_repeatable_and_round_trip() {
         );
     }
 }
+
+mod index;
