@@ -397,14 +397,10 @@ pub(super) async fn delete_sessions_of(s: &SqliteStore, subject: &SessionSubject
             // Every identifier the customer signed in with, and sessions begun
             // under ids since merged into the party, are the same customer's.
             let id = resolve(&mut tx, party.as_str()).await?;
-            sqlx::query(
-                "WITH RECURSIVE aliases (id) AS ( \
-                     SELECT ?1 UNION \
-                     SELECT r.from_id FROM party_redirects r JOIN aliases a ON r.to_id = a.id \
-                 ) \
-                 DELETE FROM sessions WHERE subject_type = ?2 \
-                 AND subject IN (SELECT id FROM aliases)",
-            )
+            sqlx::query(with_aliases!(
+                "DELETE FROM sessions WHERE subject_type = ?2 \
+                 AND subject IN (SELECT id FROM aliases)"
+            ))
             .bind(&id)
             .bind(CUSTOMER)
             .execute(&mut *tx)
@@ -549,15 +545,11 @@ pub(super) async fn erasure_requests(
         Some(party) => {
             // Requests about ids merged into this party are about this party too.
             let id = resolve(&mut tx, party.as_str()).await?;
-            sqlx::query(
-                "WITH RECURSIVE aliases (id) AS ( \
-                     SELECT ?1 UNION \
-                     SELECT r.from_id FROM party_redirects r JOIN aliases a ON r.to_id = a.id \
-                 ) \
-                 SELECT id, party, requested_by, requested_at, receipts FROM erasure_requests \
+            sqlx::query(with_aliases!(
+                "SELECT id, party, requested_by, requested_at, receipts FROM erasure_requests \
                  WHERE party IN (SELECT id FROM aliases) \
-                 ORDER BY requested_at DESC, id DESC",
-            )
+                 ORDER BY requested_at DESC, id DESC"
+            ))
             .bind(&id)
             .fetch_all(&mut *tx)
             .await

@@ -1,5 +1,20 @@
 //! The embedded hub store: one SQLite file, nothing to install.
 
+/// SQL that names a party id (`?1`) and every id merged into it, as the
+/// table `aliases (id)`: what is about a merged-away id is about its survivor.
+/// A macro so that `concat!` keeps every query a static string.
+macro_rules! with_aliases {
+    ($rest:literal) => {
+        concat!(
+            "WITH RECURSIVE aliases (id) AS ( \
+                 SELECT ?1 UNION \
+                 SELECT r.from_id FROM party_redirects r JOIN aliases a ON r.to_id = a.id \
+             ) ",
+            $rest
+        )
+    };
+}
+
 mod access;
 mod changes;
 mod codec;
@@ -1173,15 +1188,11 @@ impl HubStore for SqliteStore {
             Some(party) => {
                 // Entries about ids merged into this party are about this party too.
                 let id = resolve(&mut tx, party.as_str()).await?;
-                sqlx::query(
-                    "WITH RECURSIVE aliases (id) AS ( \
-                         SELECT ?1 UNION \
-                         SELECT r.from_id FROM party_redirects r JOIN aliases a ON r.to_id = a.id \
-                     ) \
-                     SELECT at, actor, action, party_id, detail FROM audit \
+                sqlx::query(with_aliases!(
+                    "SELECT at, actor, action, party_id, detail FROM audit \
                      WHERE party_id IN (SELECT id FROM aliases) \
-                     ORDER BY at DESC, id DESC LIMIT ?2",
-                )
+                     ORDER BY at DESC, id DESC LIMIT ?2"
+                ))
                 .bind(&id)
                 .bind(limit)
                 .fetch_all(&mut *tx)
