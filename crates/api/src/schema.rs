@@ -693,6 +693,10 @@ pub struct ExplanationDto {
     pub probability: f64,
     pub decision: DecisionDto,
     pub names_swapped: bool,
+    /// The never-link rule (`[[hub.never_link]]`) that refuses this pair
+    /// whatever its score; absent when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_link: Option<String>,
 }
 
 impl From<kith_resolve::Explanation> for ExplanationDto {
@@ -704,6 +708,7 @@ impl From<kith_resolve::Explanation> for ExplanationDto {
             probability,
             decision,
             names_swapped,
+            never_link,
         } = e;
         ExplanationDto {
             prior_weight,
@@ -737,6 +742,7 @@ impl From<kith_resolve::Explanation> for ExplanationDto {
                 review: decision.review,
             },
             names_swapped,
+            never_link,
         }
     }
 }

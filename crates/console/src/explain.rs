@@ -47,6 +47,7 @@ struct Explained {
     probability: String,
     decision: &'static str,
     names_swapped: bool,
+    never_link: Option<String>,
     trained: bool,
     wf: Waterfall,
     title: String,
@@ -210,7 +211,9 @@ pub(crate) async fn page(
         prior: signed(e.prior_weight),
         total: signed(e.total_weight),
         probability: probability(e.probability),
-        decision: if e.decision.link {
+        decision: if e.never_link.is_some() {
+            "never linked: a never-link rule refuses this pair whatever its score"
+        } else if e.decision.link {
             "linked: at or above the model's threshold"
         } else if e.decision.review {
             "uncertain: in the band that goes to clerical review"
@@ -218,6 +221,7 @@ pub(crate) async fn page(
             "not linked: below the model's threshold"
         },
         names_swapped: e.names_swapped,
+        never_link: e.never_link.clone(),
         trained: model.is_some(),
         wf: waterfall::layout(e.prior_weight, &steps, threshold),
         title: format!("Match weights of {a} and {b}"),

@@ -12,6 +12,7 @@ mod customer;
 mod error;
 mod file_index;
 mod identifiers;
+mod incremental;
 mod link;
 mod search;
 mod settings;
@@ -49,7 +50,11 @@ pub struct Hub {
     model: Option<kith_resolve::Model>,
     /// One linking run at a time in this process (sync, ingest and review
     /// decisions all relink): two runs at once would each assign ids to the same records.
-    link_lock: tokio::sync::Mutex<()>,
+    /// The incremental resolver's state lives under it.
+    link_lock: tokio::sync::Mutex<Option<incremental::Resolver>>,
+    /// Keep the resolver's index in memory and link syncs incrementally
+    /// ([`Hub::link_incrementally`]).
+    incremental: bool,
 }
 
 fn calling_code(settings: &HubSettings) -> Result<&'static str> {
@@ -83,7 +88,8 @@ impl Hub {
             connectors,
             calling_code,
             model: None,
-            link_lock: tokio::sync::Mutex::new(()),
+            link_lock: tokio::sync::Mutex::new(None),
+            incremental: false,
         })
     }
 
@@ -100,7 +106,8 @@ impl Hub {
             connectors,
             calling_code,
             model: None,
-            link_lock: tokio::sync::Mutex::new(()),
+            link_lock: tokio::sync::Mutex::new(None),
+            incremental: false,
         })
     }
 
@@ -119,6 +126,19 @@ impl Hub {
     /// Links with this trained model from now on (see [`Hub::train`]).
     pub fn set_model(&mut self, model: kith_resolve::Model) {
         self.model = Some(model);
+        // Scores change with the model: the next run is a full one.
+        *self.link_lock.get_mut() = None;
+    }
+
+    /// Keeps the resolver's index in memory so that a sync links only what
+    /// changed ([`Hub::link_changes`]) — for a long-running process
+    /// (`kith serve`); a one-shot command links everything, which costs the
+    /// same as building the index. Costs memory (~600 bytes a record).
+    pub fn link_incrementally(&mut self, on: bool) {
+        self.incremental = on;
+        if !on {
+            *self.link_lock.get_mut() = None;
+        }
     }
 
     pub fn model(&self) -> Option<&kith_resolve::Model> {
@@ -160,15 +180,16 @@ impl Hub {
             found.push(rec);
         }
         let prepared = self.prepare(&found);
-        let prior;
-        let model = match &self.model {
-            Some(m) => m,
-            None => {
-                prior = kith_resolve::Model::prior();
-                &prior
-            }
+        let Some(model) = &self.model else {
+            // Without a model nothing links on scores, so no rule vetoes either.
+            let prior = kith_resolve::Model::prior();
+            return Ok(kith_resolve::explain(&prior, &prepared[0], &prepared[1]));
         };
-        Ok(kith_resolve::explain(model, &prepared[0], &prepared[1]))
+        let mut e = kith_resolve::explain(model, &prepared[0], &prepared[1]);
+        e.never_link = self
+            .never_link(&prepared[0], &prepared[1])
+            .map(str::to_string);
+        Ok(e)
     }
 
     pub fn store(&self) -> &Arc<dyn HubStore> {

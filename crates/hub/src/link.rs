@@ -45,16 +45,43 @@ pub struct LinkReport {
     pub skipped_blocks: u64,
     /// Pairs the model would link that a never-link rule refused.
     pub vetoed: u64,
+    /// The same, by the name of the rule that refused them.
+    pub vetoed_by: BTreeMap<String, u64>,
     /// Pairs in the model's uncertain band put in the review queue this run.
     pub queued_for_review: u64,
     /// Review decisions (accepted or rejected pairs) applied.
     pub decisions: u64,
+    /// Only what changed was resolved ([`Hub::link_changes`]), not every record.
+    pub incremental: bool,
+    /// Records the change feed said were inserted, updated or removed (incremental runs).
+    pub changed_records: u64,
+    /// Records whose party was settled again: the changed ones and every
+    /// party they left or joined (incremental runs).
+    pub affected_records: u64,
+    /// Why an incremental run handed over to a full one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_because: Option<String>,
 }
 
 impl Hub {
-    /// Links every record of the index into parties by exact identifiers.
+    /// Links every record of the index into parties (a full run): shared
+    /// identifiers, accepted pairs and, with a model, the model's matches.
+    /// The incremental state ([`Hub::link_changes`]) is rebuilt when next needed.
     pub async fn link(&self, observer: &dyn SyncObserver) -> Result<LinkReport> {
-        let _one_at_a_time = self.link_lock.lock().await;
+        let mut resolver = self.link_lock.lock().await;
+        *resolver = None;
+        let (report, built) = self.link_all(observer).await?;
+        *resolver = built;
+        Ok(report)
+    }
+
+    /// The full run, and (when this hub links incrementally) the resolver
+    /// built from what it linked.
+    pub(crate) async fn link_all(
+        &self,
+        observer: &dyn SyncObserver,
+    ) -> Result<(LinkReport, Option<crate::incremental::Resolver>)> {
+        let seq = self.store.latest_change_seq().await?;
         let records = self.store.records().await?;
         observer.linking(records.len() as u64);
         let now = Utc::now();
@@ -118,6 +145,7 @@ impl Hub {
         exact.extend(accepted.iter().copied());
         report.decisions = decided.len() as u64;
         let mut scored: HashMap<(u32, u32), f64> = HashMap::new();
+        let mut prepared_all: Option<Vec<kith_resolve::Prepared>> = None;
         let clusters: Vec<Vec<usize>> = match &self.model {
             None => {
                 // Rejected and disputed pairs are cannot-link constraints: they
@@ -157,10 +185,8 @@ impl Hub {
                     if rejected.contains(&key) {
                         continue;
                     }
-                    if model.decide(p).review
-                        && !decided.contains(&key)
-                        && !never_link(&prepared[a as usize], &prepared[b as usize])
-                    {
+                    let veto = self.never_link(&prepared[a as usize], &prepared[b as usize]);
+                    if model.decide(p).review && !decided.contains(&key) && veto.is_none() {
                         unsure.push((
                             records[a as usize].record.record.clone(),
                             records[b as usize].record.record.clone(),
@@ -170,8 +196,9 @@ impl Hub {
                     if p < model.threshold {
                         continue;
                     }
-                    if never_link(&prepared[a as usize], &prepared[b as usize]) {
+                    if let Some(rule) = veto {
                         report.vetoed += 1;
+                        *report.vetoed_by.entry(rule.to_string()).or_default() += 1;
                         continue;
                     }
                     scored.insert((a.min(b), a.max(b)), p);
@@ -198,18 +225,58 @@ impl Hub {
                 for (i, l) in labels.into_iter().enumerate() {
                     clusters.entry(l).or_default().push(i);
                 }
+                prepared_all = Some(prepared);
                 clusters.into_values().collect()
             }
         };
 
+        let parties = self.store.parties().await?;
+        let common = report.common_identifiers.clone();
+        let final_ids = self
+            .settle(
+                &records,
+                &clusters,
+                parties,
+                &scored,
+                &common,
+                &mut report,
+                now,
+            )
+            .await?;
+        report.parties = final_ids.len() as u64;
+
+        let relationships = derive_relationships(&records, &clusters, &final_ids);
+        report.relationships = relationships.len() as u64;
+        self.store.replace_relationships(&relationships).await?;
+        let resolver = if self.incremental && !records.is_empty() {
+            let prepared = prepared_all.unwrap_or_else(|| self.prepare(&records));
+            Some(self.build_resolver(&records, prepared, seq).await?)
+        } else {
+            None
+        };
+        Ok((report, resolver))
+    }
+
+    /// Gives each cluster its party id by the id policy (module docs) and
+    /// writes what changed: new parties, merges, links, retirements.
+    /// `records` and `parties` may be a part of the index, as long as every
+    /// cluster and every prior party touching that part lies wholly in it;
+    /// `scored` holds the model's probabilities by position in `records`.
+    /// Returns each cluster's id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn settle(
+        &self,
+        records: &[StoredRecord],
+        clusters: &[Vec<usize>],
+        parties: Vec<Party>,
+        scored: &HashMap<(u32, u32), f64>,
+        common: &[String],
+        report: &mut LinkReport,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<PartyId>> {
         // Prior ids and their homes.
-        let parties: HashMap<PartyId, Party> = self
-            .store
-            .parties()
-            .await?
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
+        let parties: HashMap<PartyId, Party> =
+            parties.into_iter().map(|p| (p.id.clone(), p)).collect();
         let index_of: HashMap<&RecordRef, usize> = records
             .iter()
             .enumerate()
@@ -288,9 +355,8 @@ impl Hub {
             };
             for &i in members {
                 let r = &records[i];
-                let mut link =
-                    self.evidence(r, members, &records, &id, &report.common_identifiers, now);
-                model_evidence(&mut link, i, members, &records, &scored);
+                let mut link = self.evidence(r, members, records, &id, common, now);
+                model_evidence(&mut link, i, members, records, scored);
                 // Rewrite a link when its party or its evidence changed (a record
                 // first linked alone gains evidence when someone joins it).
                 let same = r.party.as_ref() == Some(&id)
@@ -302,7 +368,7 @@ impl Hub {
             }
             final_ids.push(id);
         }
-        report.links_changed = links.len() as u64;
+        report.links_changed += links.len() as u64;
         self.store.create_parties(&created).await?;
         for chunk in links.chunks(1000) {
             self.store.set_links(chunk).await?;
@@ -311,12 +377,21 @@ impl Hub {
             self.store.retire_party(&p.id).await?;
             report.retired += 1;
         }
-        report.parties = final_ids.len() as u64;
+        Ok(final_ids)
+    }
 
-        let relationships = derive_relationships(&records, &clusters, &final_ids);
-        report.relationships = relationships.len() as u64;
-        self.store.replace_relationships(&relationships).await?;
-        Ok(report)
+    /// The name of the configured never-link rule that vetoes a pair
+    /// (`[[hub.never_link]]`, kith's defaults when none are configured).
+    pub(crate) fn never_link(
+        &self,
+        a: &kith_resolve::Prepared,
+        b: &kith_resolve::Prepared,
+    ) -> Option<&str> {
+        if self.settings.never_link.is_empty() {
+            return None;
+        }
+        kith_resolve::vetoed_by(&self.settings.never_link, &kith_resolve::compare(a, b))
+            .map(|r| r.name.as_str())
     }
 
     /// Why a record belongs to its cluster: the identifiers it shares with the others.
@@ -335,12 +410,15 @@ impl Hub {
             if common.contains(id) {
                 continue;
             }
-            let others: Vec<String> = members
+            // In record order, whatever order the caller holds them in.
+            let mut others: Vec<&RecordRef> = members
                 .iter()
                 .map(|&j| &records[j])
                 .filter(|o| o.record.record != r.record.record && o.identifiers.contains(id))
-                .map(|o| o.record.record.to_string())
+                .map(|o| &o.record.record)
                 .collect();
+            others.sort();
+            let others: Vec<String> = others.iter().map(|o| o.to_string()).collect();
             if !others.is_empty() {
                 let kind = id.split(':').next().unwrap_or("id");
                 rules.insert(kind.to_string());
@@ -365,44 +443,6 @@ impl Hub {
             linked_at: now,
         }
     }
-}
-
-/// The never-link rules, for pairs only the model would link (shared exact
-/// identifiers always link and are not subject to them):
-///
-/// - given names that differ (not the same name, a nickname or a close
-///   spelling), or dates of birth that plainly differ, mean
-///   different people however much else they share — household members share
-///   a surname, an address and often a phone;
-/// - names alone never link: the pair must also agree on something that
-///   belongs to one person — a date of birth, a phone (to one typo), an
-///   external id, or a street with its postcode. An e-mail one edit away is
-///   not enough: `ann.lee2@` is usually a different Ann Lee.
-///
-/// A model trained on the business's own data can learn to trust shared
-/// surnames and addresses; showing one person another's records is a data
-/// leak, so precision wins over recall here.
-fn never_link(a: &kith_resolve::Prepared, b: &kith_resolve::Prepared) -> bool {
-    use kith_resolve::{Attribute as A, MISSING};
-    let v = kith_resolve::compare(a, b);
-    let level = |attr: A| v[attr.index()];
-    let differs = |attr: A| {
-        let l = level(attr);
-        l != MISSING && usize::from(l) + 1 == attr.levels().len()
-    };
-    let at_most = |attr: A, max: u8| level(attr) != MISSING && level(attr) <= max;
-    // Given names must be the same, a nickname or a close spelling: a loose
-    // likeness (Mary/Mark, Dylan/Alan) is how household members look.
-    let given_unlike = level(A::GivenName) != MISSING && level(A::GivenName) >= 3;
-    if given_unlike || differs(A::DateOfBirth) {
-        return true;
-    }
-    let anchored = at_most(A::DateOfBirth, 3)
-        || at_most(A::Phone, 1)
-        || at_most(A::Email, 0)
-        || at_most(A::ExternalId, 0)
-        || (at_most(A::Postcode, 0) && at_most(A::Street, 1));
-    !anchored
 }
 
 /// Adds the model's matches to a record's evidence: the members it scored

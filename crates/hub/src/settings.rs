@@ -44,6 +44,11 @@ pub struct HubSettings {
     /// own phone number typed in as every customer's, `test@test.com`).
     #[serde(default = "default_common_limit")]
     pub common_identifier_limit: usize,
+    /// Vetoes on pairs only the match model would link (`[[hub.never_link]]`,
+    /// see `kith_resolve::rules`). Naming any replaces kith's defaults
+    /// ([`kith_resolve::default_never_link`]); an empty list turns them off.
+    #[serde(default = "kith_resolve::default_never_link")]
+    pub never_link: Vec<kith_resolve::NeverLinkRule>,
 }
 
 /// How a view chooses the best value of an attribute sources disagree on.
@@ -113,6 +118,14 @@ impl HubSettings {
         if self.view_timeout.is_zero() {
             out.push(("view_timeout", "must be longer than 0s".into()));
         }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &self.never_link {
+            if rule.name.trim().is_empty() {
+                out.push(("never_link", "every rule needs a name".into()));
+            } else if !names.insert(rule.name.as_str()) {
+                out.push(("never_link", format!("two rules are named `{}`", rule.name)));
+            }
+        }
         if self.reconcile_every.is_zero() {
             out.push(("reconcile_every", "must be longer than 0s".into()));
         }
@@ -138,5 +151,6 @@ fn toml_defaults() -> HubSettings {
         survivorship: Survivorship::default(),
         contribution_priority: default_contribution_priority(),
         common_identifier_limit: default_common_limit(),
+        never_link: kith_resolve::default_never_link(),
     }
 }

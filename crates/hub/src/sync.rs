@@ -113,7 +113,13 @@ impl Hub {
             observer.source_finished(&r);
             report.sources.push(r);
         }
-        report.link = self.link(observer).await?;
+        // A full scan (first sync, reconcile, --full) links everything again,
+        // which also refreshes relationships; otherwise only what changed.
+        report.link = if report.sources.iter().any(|s| s.full) {
+            self.link(observer).await?
+        } else {
+            self.link_changes(observer).await?
+        };
         Ok(report)
     }
 

@@ -637,9 +637,13 @@ async fn demo(
     let staff = crate::demo::staff::ensure(app.hub.store().as_ref()).await?;
     let config = app.config.clone();
     let sender = kith_web::build_sender(&config.server.sender, &dir);
+    let mut hub = app.hub;
+    // A long-running server keeps the resolver's index in memory and links
+    // ingested identities one at a time.
+    hub.link_incrementally(true);
     let running = crate::serve::start(
         &config,
-        std::sync::Arc::new(app.hub),
+        std::sync::Arc::new(hub),
         app.events,
         sender,
         listen,
@@ -673,9 +677,11 @@ async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<()> {
     let base = config.path.parent().unwrap_or(std::path::Path::new("."));
     let sender = kith_web::build_sender(&config.server.sender, base);
     let describe = sender.describe();
+    let mut hub = app.hub;
+    hub.link_incrementally(true);
     let running = crate::serve::start(
         &config,
-        std::sync::Arc::new(app.hub),
+        std::sync::Arc::new(hub),
         app.events,
         sender,
         listen,

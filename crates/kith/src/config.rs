@@ -445,6 +445,50 @@ kind = "transaction"
     }
 
     #[test]
+    fn never_link_rules_are_read_and_bad_ones_named() {
+        let d = tempfile::tempdir().unwrap();
+        let rules = "\n[[hub.never_link]]\nname = \"ids differ\"\n\
+                     when = \"external_id is else\"\n\
+                     unless = \"email is exact or phone at_least one_edit\"\n";
+        let text = GOOD.replacen("\n[[sources]]", &format!("{rules}\n[[sources]]"), 1);
+        let c = Config::load(&write(d.path(), &text)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.hub.never_link.len(),
+            1,
+            "naming rules replaces the defaults"
+        );
+        assert_eq!(
+            c.hub.never_link[0].unless.as_ref().unwrap().to_string(),
+            "email is exact or phone at_least one_edit"
+        );
+
+        let e = Config::load(&write(d.path(), &text.replace("is else", "is different")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("external_id has no level `different`")
+                && e.contains("exact, one_edit, else"),
+            "{e}"
+        );
+        assert!(e.contains("kith.toml") && e.contains("line 7"), "{e}");
+
+        let twice = text.replace(
+            "[[hub.never_link]]",
+            "[[hub.never_link]]\nname = \"ids differ\"\nwhen = \"email is else\"\n[[hub.never_link]]",
+        );
+        let e = Config::load(&write(d.path(), &twice))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hub.never_link") && e.contains("two rules are named `ids differ`"),
+            "{e}"
+        );
+
+        let c = Config::load(&write(d.path(), GOOD)).unwrap();
+        assert_eq!(c.hub.never_link, kith_resolve::default_never_link());
+    }
+
+    #[test]
     fn the_shipped_examples_are_valid() {
         let p = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),

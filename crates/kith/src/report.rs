@@ -249,6 +249,16 @@ pub fn sync(r: &SyncReport) -> String {
         "linked {} records into {} parties ({} new, {} merged, {} retired, {} links changed, {} relationships)",
         l.records, l.parties, l.new_parties, l.merged, l.retired, l.links_changed, l.relationships
     );
+    if l.candidate_pairs > 0 {
+        let _ = writeln!(
+            out,
+            "model: {} candidate pairs, {} queued for review, {} review decisions applied",
+            l.candidate_pairs, l.queued_for_review, l.decisions
+        );
+    }
+    for (rule, n) in &l.vetoed_by {
+        let _ = writeln!(out, "never-link rule \"{rule}\" kept {n} pair(s) apart");
+    }
     if !l.common_identifiers.is_empty() {
         let _ = writeln!(
             out,
@@ -310,14 +320,16 @@ pub fn explanation(a: &str, b: &str, e: &kith_resolve::Explanation, trained: boo
         "",
         e.total_weight,
         e.probability,
-        if e.decision.link {
-            "link"
-        } else if e.decision.review {
-            "review"
-        } else {
-            "no link"
+        match &e.never_link {
+            Some(_) => "no link",
+            None if e.decision.link => "link",
+            None if e.decision.review => "review",
+            None => "no link",
         }
     );
+    if let Some(rule) = &e.never_link {
+        let _ = writeln!(out, "  never linked, whatever the score: rule \"{rule}\"");
+    }
     out
 }
 

@@ -19,6 +19,10 @@ pub struct Explanation {
     pub decision: Decision,
     /// The given and family names were compared crosswise.
     pub names_swapped: bool,
+    /// The never-link rule that refuses the pair whatever its score, when
+    /// the caller applies rules ([`crate::rules`]); [`explain`] sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_link: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +72,7 @@ pub fn explain(model: &Model, a: &Prepared, b: &Prepared) -> Explanation {
         probability: p,
         decision: model.decide(p),
         names_swapped: swapped,
+        never_link: None,
     }
 }
 

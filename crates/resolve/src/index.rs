@@ -33,6 +33,7 @@ use crate::cluster::{ClusterOptions, cluster_constrained, conflict};
 use crate::hash::FnvBuild;
 use crate::model::Model;
 use crate::record::Prepared;
+use crate::rules::{NeverLinkRule, vetoed_by};
 
 /// A record's id in the [`Index`]: its position in the order records were
 /// added, which is also the order the batch path would see them in.
@@ -110,6 +111,8 @@ pub struct Index {
     /// Pairs that never link (a person rejected them), by record, both ways.
     apart: HashMap<RecordId, Vec<RecordId>, FnvBuild>,
     labels: Vec<RecordId>,
+    /// Vetoes on what the model alone would link.
+    never_link: Vec<NeverLinkRule>,
     /// Scratch space for block keys.
     keys: Vec<u64>,
 }
@@ -130,8 +133,18 @@ impl Index {
             forced: HashSet::default(),
             apart: HashMap::default(),
             labels: Vec::new(),
+            never_link: Vec::new(),
             keys: Vec::new(),
         }
+    }
+
+    /// The same index with never-link rules: a pair the model would link
+    /// but a rule vetoes is not linked (forced pairs still are). Set them
+    /// before adding records.
+    pub fn with_never_link(mut self, rules: Vec<NeverLinkRule>) -> Self {
+        debug_assert!(self.records.is_empty(), "rules are set on an empty index");
+        self.never_link = rules;
+        self
     }
 
     /// An index of `records` built with the batch path, which is much
@@ -142,25 +155,39 @@ impl Index {
         cluster: ClusterOptions,
         records: Vec<Prepared>,
     ) -> Result<Self, IndexError> {
+        Index::new(model, blocking, cluster).fill(records)
+    }
+
+    /// Fills an empty index with `records` by the batch path (ids `0..n`),
+    /// keeping its never-link rules.
+    pub fn fill(mut self, records: Vec<Prepared>) -> Result<Self, IndexError> {
         if records.len() >= u32::MAX as usize {
             return Err(IndexError::Full);
         }
-        let mut index = Index::new(model, blocking, cluster);
-        for (rule, postings) in index.blocking.rules.iter().zip(&mut index.postings) {
+        debug_assert!(self.records.is_empty(), "fill is for an empty index");
+        for (rule, postings) in self.blocking.rules.iter().zip(&mut self.postings) {
             postings.set_base(RuleBlocks::new(rule, &records).into_entries());
         }
-        let (pairs, _) = index.blocking.candidate_pairs(&records);
-        let edges =
-            crate::score_pairs_at_least(&index.model, &records, &pairs, index.cluster.threshold);
+        let (pairs, _) = self.blocking.candidate_pairs(&records);
+        let mut edges =
+            crate::score_pairs_at_least(&self.model, &records, &pairs, self.cluster.threshold);
         drop(pairs);
-        index.links = vec![Vec::new(); records.len()];
-        for &(i, j, p) in &edges {
-            index.links[i as usize].push((j, p));
-            index.links[j as usize].push((i, p));
+        if !self.never_link.is_empty() {
+            edges.retain(|&(i, j, _)| !self.vetoed(&records[i as usize], &records[j as usize]));
         }
-        index.labels = crate::cluster(&records, &edges, &index.cluster);
-        index.records = records;
-        Ok(index)
+        self.links = vec![Vec::new(); records.len()];
+        for &(i, j, p) in &edges {
+            self.links[i as usize].push((j, p));
+            self.links[j as usize].push((i, p));
+        }
+        self.labels = crate::cluster(&records, &edges, &self.cluster);
+        self.records = records;
+        Ok(self)
+    }
+
+    /// The never-link rule that vetoes a pair, if any (`a` first in index order).
+    fn vetoed(&self, a: &Prepared, b: &Prepared) -> bool {
+        !self.never_link.is_empty() && vetoed_by(&self.never_link, &crate::compare(a, b)).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -291,6 +318,59 @@ impl Index {
         Ok(self.recluster(&[i, j]))
     }
 
+    /// Takes back a forced link (the identifier the two records shared is
+    /// gone, or a person's decision was undone): the pair stays linked only
+    /// if the model links it. Returns the records whose party changed.
+    pub fn unforce(&mut self, a: RecordId, b: RecordId) -> Result<Vec<RecordId>, IndexError> {
+        let (i, j) = self.pair(a, b)?;
+        if !self.forced.remove(&(i, j)) {
+            return Ok(Vec::new());
+        }
+        self.links[i as usize].retain(|&(o, _)| o != j);
+        self.links[j as usize].retain(|&(o, _)| o != i);
+        if let Some(p) = self.model_link(i, j) {
+            self.add_link(i, j, p);
+        }
+        Ok(self.recluster(&[i, j]))
+    }
+
+    /// The model's match probability for a pair the batch path would link
+    /// on the model's word alone: a candidate, at or above the threshold, not
+    /// vetoed by a never-link rule and not kept apart by a person.
+    pub fn model_link(&self, a: RecordId, b: RecordId) -> Option<f64> {
+        let (i, j) = self.pair(a, b).ok()?;
+        if self.is_apart(i, j) || !self.is_candidate(i, j) {
+            return None;
+        }
+        let (ri, rj) = (&self.records[i as usize], &self.records[j as usize]);
+        let p = self.model.score(ri, rj).probability;
+        (p >= self.cluster.threshold && !self.vetoed(ri, rj)).then_some(p)
+    }
+
+    /// The records in the same party as `id` (itself included), in id order.
+    pub fn party_members(&self, id: RecordId) -> Vec<RecordId> {
+        let Some(&label) = self.labels.get(id as usize) else {
+            return Vec::new();
+        };
+        // A party lies inside the group its records' links connect.
+        let mut seen: HashSet<RecordId, FnvBuild> = HashSet::default();
+        seen.insert(id);
+        let mut group = vec![id];
+        let mut next = 0;
+        while next < group.len() {
+            let x = group[next];
+            next += 1;
+            for &(y, _) in &self.links[x as usize] {
+                if seen.insert(y) {
+                    group.push(y);
+                }
+            }
+        }
+        group.retain(|&x| self.labels[x as usize] == label);
+        group.sort_unstable();
+        group
+    }
+
     /// Keeps two records in different parties, however strongly others
     /// connect them (a person rejected the pair): the batch path's
     /// cannot-link constraint. Their own link, if any, is dropped. Returns
@@ -383,6 +463,15 @@ impl Index {
                 id: c,
                 probability: p,
             };
+            let needs_veto = self.model.decide(p).review || p >= self.cluster.threshold;
+            let (first, second) = if c < id {
+                (other, record)
+            } else {
+                (record, other)
+            };
+            if needs_veto && self.vetoed(first, second) {
+                continue;
+            }
             if self.model.decide(p).review {
                 out.review.push(s);
             }
@@ -453,7 +542,7 @@ impl Index {
                         continue;
                     }
                     let p = self.model.score(ra, rb).probability;
-                    if p >= self.cluster.threshold {
+                    if p >= self.cluster.threshold && !self.vetoed(ra, rb) {
                         self.add_link(a, b, p);
                         touched.extend([a, b]);
                     }

@@ -51,6 +51,7 @@ pub mod index;
 pub mod model;
 pub mod normalize;
 pub mod record;
+pub mod rules;
 pub mod train;
 
 pub use block::{BlockKey, BlockRule, Blocking, BlockingReport};
@@ -61,6 +62,7 @@ pub use index::{Candidate, Index, IndexError, RecordId, Resolution};
 pub use model::{Decision, Model, ModelError, Scored};
 pub use normalize::NormalizeOptions;
 pub use record::Prepared;
+pub use rules::{Condition, NeverLinkRule, RuleError, default_never_link, vetoed_by};
 pub use train::TrainOptions;
 
 use serde::{Deserialize, Serialize};

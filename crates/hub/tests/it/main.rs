@@ -2,6 +2,7 @@
 //! sync, linking with stable ids, the 360 view, and sources that fail.
 
 mod faults;
+mod incremental;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -651,6 +652,46 @@ async fn a_model_links_nicknames_at_one_address_but_never_household_members() {
         party_of(w.store.as_ref(), "billing", "3").await
     );
     assert!(r.vetoed >= 1, "{r:?}");
+    assert_eq!(r.vetoed_by.values().sum::<u64>(), r.vetoed, "{r:?}");
+    assert!(r.vetoed_by.contains_key("given names differ"), "{r:?}");
+    let (ann, cara) = (
+        RecordRef::new("billing", "1"),
+        RecordRef::new("billing", "3"),
+    );
+    let why = hub.explain(&ann, &cara).await.unwrap();
+    assert_eq!(
+        why.never_link.as_deref(),
+        Some("given names differ"),
+        "{why:?}"
+    );
+
+    // The rules are configuration: a business's own rule vetoes what it says
+    // (here: never link across postcodes), and Bob and Robert part again.
+    let rule: kith_resolve::NeverLinkRule =
+        toml::from_str("name = \"other postcode\"\nwhen = \"postcode worse_than exact\"").unwrap();
+    let mut own = Hub::new(
+        HubSettings {
+            never_link: vec![rule],
+            ..HubSettings::default()
+        },
+        &sources,
+        w.store.clone(),
+    )
+    .unwrap();
+    own.set_model(kith_resolve::Model::prior());
+    let why = own
+        .explain(
+            &RecordRef::new("shop", "s3"),
+            &RecordRef::new("billing", "2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        why.never_link, None,
+        "same postcode: the rule does not apply"
+    );
+    let r = own.link(&()).await.unwrap();
+    assert!(r.vetoed_by.keys().all(|k| k == "other postcode"), "{r:?}");
 }
 
 #[tokio::test]

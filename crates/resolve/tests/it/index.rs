@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use kith_model::IdentityAttrs;
 use kith_resolve::{
-    BlockKey, BlockRule, Blocking, ClusterOptions, Index, LinkType, Model, NormalizeOptions,
-    Prepared, TrainOptions,
+    BlockKey, BlockRule, Blocking, ClusterOptions, Index, LinkType, Model, NeverLinkRule,
+    NormalizeOptions, Prepared, TrainOptions,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -143,11 +143,20 @@ fn batch(
     opts: &ClusterOptions,
     forced: &[(u32, u32)],
     apart: &HashSet<(u32, u32)>,
+    rules: &[NeverLinkRule],
 ) -> (Vec<u32>, Vec<(u32, u32, f64)>) {
     let (pairs, _) = blocking.candidate_pairs(records);
     let mut edges: Vec<(u32, u32, f64)> = kith_resolve::score_pairs(model, records, &pairs)
         .into_iter()
         .filter(|&(i, j, _)| !apart.contains(&(i, j)))
+        .filter(|&(i, j, p)| {
+            p < opts.threshold
+                || kith_resolve::vetoed_by(
+                    rules,
+                    &kith_resolve::compare(&records[i as usize], &records[j as usize]),
+                )
+                .is_none()
+        })
         .collect();
     edges.extend(forced.iter().map(|&(i, j)| (i, j, 1.0)));
     let labels = kith_resolve::cluster_constrained(
@@ -170,7 +179,14 @@ fn batch(
     )
 }
 
-fn check(index: &Index, records: &[Prepared], model: &Model, blocking: &Blocking, what: &str) {
+fn check(
+    index: &Index,
+    records: &[Prepared],
+    model: &Model,
+    blocking: &Blocking,
+    rules: &[NeverLinkRule],
+    what: &str,
+) {
     let (want, want_links) = batch(
         records,
         model,
@@ -178,6 +194,7 @@ fn check(index: &Index, records: &[Prepared], model: &Model, blocking: &Blocking
         &ClusterOptions::default(),
         &index.forced_links(),
         &index.kept_apart(),
+        rules,
     );
     // The same links with the same probabilities, not only the same parties.
     let mut links = Vec::new();
@@ -230,7 +247,12 @@ fn check(index: &Index, records: &[Prepared], model: &Model, blocking: &Blocking
 
 /// One at a time from empty, then changes, removals and review decisions,
 /// with a size guard small enough that blocks cross it both ways.
-fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64) {
+fn one_at_a_time_matches_batch(
+    max_block: usize,
+    link_type: LinkType,
+    seed: u64,
+    rules: &[NeverLinkRule],
+) {
     let attrs = population(260, seed);
     let mut records = prepare(&attrs);
     if link_type == LinkType::LinkOnly {
@@ -242,7 +264,8 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
     }
     let model = model(&records);
     let blocking = blocking(max_block, link_type);
-    let mut index = Index::new(model.clone(), blocking.clone(), ClusterOptions::default());
+    let mut index = Index::new(model.clone(), blocking.clone(), ClusterOptions::default())
+        .with_never_link(rules.to_vec());
     for (n, r) in records.iter().enumerate() {
         let before = index.resolve_one(r);
         let labels_before = index.labels().to_vec();
@@ -259,20 +282,31 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
         assert_eq!(res.best, before.best, "record {n}");
         assert_eq!(res.party, index.labels()[n]);
         if n % 97 == 0 {
-            check(&index, &records[..=n], &model, &blocking, "while adding");
+            check(
+                &index,
+                &records[..=n],
+                &model,
+                &blocking,
+                rules,
+                "while adding",
+            );
         }
     }
-    check(&index, &records, &model, &blocking, "added one at a time");
+    check(
+        &index,
+        &records,
+        &model,
+        &blocking,
+        rules,
+        "added one at a time",
+    );
 
     // A bulk-built index, with the rest added one at a time, agrees too.
     let half = records.len() / 2;
-    let mut bulk = Index::build(
-        model.clone(),
-        blocking.clone(),
-        ClusterOptions::default(),
-        records[..half].to_vec(),
-    )
-    .unwrap();
+    let mut bulk = Index::new(model.clone(), blocking.clone(), ClusterOptions::default())
+        .with_never_link(rules.to_vec())
+        .fill(records[..half].to_vec())
+        .unwrap();
     for r in &records[half..] {
         bulk.insert(r.clone()).unwrap();
     }
@@ -300,10 +334,10 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
         };
         records[id as usize] = new;
         if step % 10 == 9 {
-            check(&index, &records, &model, &blocking, "after changes");
+            check(&index, &records, &model, &blocking, rules, "after changes");
         }
     }
-    check(&index, &records, &model, &blocking, "after changes");
+    check(&index, &records, &model, &blocking, rules, "after changes");
 
     // Review decisions: links people accepted and pairs they rejected.
     let labels = index.labels().to_vec();
@@ -315,6 +349,7 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
             decided += 1;
         }
     }
+    let mut forced = Vec::new();
     for _ in 0..12 {
         let (a, b) = (
             rng.random_range(0..records.len()) as u32,
@@ -322,6 +357,7 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
         );
         if a != b {
             index.force_link(a, b).unwrap();
+            forced.push((a, b));
         }
     }
     check(
@@ -329,8 +365,36 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
         &records,
         &model,
         &blocking,
+        rules,
         "after review decisions",
     );
+    // Forced links taken back (the identifier that forced them is gone):
+    // the pair links again only as the model says.
+    for &(a, b) in forced.iter().step_by(2) {
+        let labels_before = index.labels().to_vec();
+        let moved = index.unforce(a, b).unwrap();
+        let changed: Vec<u32> = (0..records.len() as u32)
+            .filter(|&i| labels_before[i as usize] != index.labels()[i as usize])
+            .collect();
+        assert_eq!(moved, changed, "unforce {a} {b}");
+        assert_eq!(index.unforce(a, b).unwrap(), Vec::<u32>::new(), "twice");
+    }
+    check(
+        &index,
+        &records,
+        &model,
+        &blocking,
+        rules,
+        "after forced links were taken back",
+    );
+    // A party's members are the records with its label.
+    for i in (0..records.len() as u32).step_by(7) {
+        let label = index.labels()[i as usize];
+        let want: Vec<u32> = (0..records.len() as u32)
+            .filter(|&j| index.labels()[j as usize] == label)
+            .collect();
+        assert_eq!(index.party_members(i), want, "members of {i}'s party");
+    }
     // And changes after decisions.
     for _ in 0..20 {
         let id = rng.random_range(0..records.len()) as u32;
@@ -347,23 +411,51 @@ fn one_at_a_time_matches_batch(max_block: usize, link_type: LinkType, seed: u64)
         &records,
         &model,
         &blocking,
+        rules,
         "after changes to decided records",
     );
 }
 
+/// With kith's never-link rules the index vetoes what the batch path
+/// vetoes; the population's look-alikes make sure some pairs are vetoed.
+#[test]
+fn incremental_resolution_with_never_link_rules_matches_the_batch_path() {
+    let rules = kith_resolve::default_never_link();
+    let records = prepare(&population(260, 4));
+    let model = model(&records);
+    let (pairs, _) = blocking(1000, LinkType::Dedupe).candidate_pairs(&records);
+    let vetoed = kith_resolve::score_pairs(&model, &records, &pairs)
+        .into_iter()
+        .filter(|&(i, j, p)| {
+            p >= model.threshold
+                && kith_resolve::vetoed_by(
+                    &rules,
+                    &kith_resolve::compare(&records[i as usize], &records[j as usize]),
+                )
+                .is_some()
+        })
+        .count();
+    assert!(
+        vetoed > 0,
+        "the rules veto nothing here: the test would prove nothing"
+    );
+    one_at_a_time_matches_batch(1000, LinkType::Dedupe, 4, &rules);
+    one_at_a_time_matches_batch(6, LinkType::Dedupe, 5, &rules);
+}
+
 #[test]
 fn incremental_resolution_matches_the_batch_path() {
-    one_at_a_time_matches_batch(1000, LinkType::Dedupe, 1);
+    one_at_a_time_matches_batch(1000, LinkType::Dedupe, 1, &[]);
 }
 
 #[test]
 fn incremental_resolution_matches_the_batch_path_when_blocks_cross_the_guard() {
-    one_at_a_time_matches_batch(6, LinkType::Dedupe, 2);
+    one_at_a_time_matches_batch(6, LinkType::Dedupe, 2, &[]);
 }
 
 #[test]
 fn incremental_linkage_matches_the_batch_path() {
-    one_at_a_time_matches_batch(8, LinkType::LinkOnly, 3);
+    one_at_a_time_matches_batch(8, LinkType::LinkOnly, 3, &[]);
 }
 
 #[test]
