@@ -6,6 +6,7 @@
 //! See `docs/benchmarks.md`.
 
 mod ingest;
+mod link;
 mod load;
 mod ops;
 mod setup;
@@ -39,6 +40,9 @@ enum Command {
     /// Acknowledged-and-durable events per second and acknowledgement latency
     /// for Segment batches posted to kith's ingest API.
     Ingest(ingest::IngestArgs),
+    /// What a sync costs when a few records changed: linking only what
+    /// changed against linking everything, on a generated population.
+    Link(link::LinkArgs),
 }
 
 #[derive(Args, Clone)]
@@ -168,6 +172,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::View(args) => rt.block_on(view(args)),
         Command::Ingest(args) => rt.block_on(ingest::run(args)),
+        Command::Link(args) => rt.block_on(link::run(args)),
     }
 }
 
