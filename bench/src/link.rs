@@ -187,6 +187,18 @@ impl Db {
     }
 }
 
+/// A memory figure of this process from /proc (0 where there is none).
+fn rss_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 fn median_p99(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
@@ -252,15 +264,22 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     let t = Instant::now();
     let full = hub.link(&()).await?;
     let full_link = t.elapsed().as_secs_f64();
+    let rss_before = rss_mib("VmRSS");
     hub.link_incrementally(true);
     let t = Instant::now();
     hub.link(&()).await?;
     let full_and_index = t.elapsed().as_secs_f64();
+    let rss_after = rss_mib("VmRSS");
     println!(
         "\n{} records, {} parties; first sync (read + store + exact links) {first_sync:.1} s, \
          training {train:.1} s; a full link with the model {full_link:.2} s, \
-         and with the incremental index built after it {full_and_index:.2} s",
-        first.link.records, full.parties
+         and with the incremental index built after it {full_and_index:.2} s; \
+         the index in memory: {:.0} MiB ({:.0} bytes a record; process {rss_after:.0} MiB, peak {:.0} MiB)",
+        first.link.records,
+        full.parties,
+        rss_after - rss_before,
+        (rss_after - rss_before) * 1048576.0 / first.link.records.max(1) as f64,
+        rss_mib("VmHWM"),
     );
 
     println!(

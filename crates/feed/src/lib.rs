@@ -128,5 +128,41 @@ pub async fn start(settings: &ChangesSettings, feed: &Feed) -> Result<Started, E
         started.nats = Some(format!("{} stream {}", n.url, n.stream));
         nats::spawn(feed.clone(), n.clone());
     }
+    spawn_pruning(feed.store().clone(), settings.retain, settings.consumers());
     Ok(started)
+}
+
+/// Prunes changes older than `retain` now and hourly, keeping what the
+/// deliveries (`consumers`) have not passed yet.
+fn spawn_pruning(
+    store: std::sync::Arc<dyn kith_store::HubStore>,
+    retain: std::time::Duration,
+    consumers: Vec<String>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = chrono::Utc::now()
+                - chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+            match store.prune_changes(before, &consumers).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("change feed: pruned {n} changes older than {before}"),
+                Err(e) => tracing::warn!("change feed: could not prune: {e}"),
+            }
+        }
+    });
+}
+
+/// Says so when a delivery resumes below what was pruned: it was disabled
+/// (or stopped) for longer than `[changes] retain` and missed changes.
+pub(crate) async fn warn_if_pruned(feed: &Feed, consumer: &str, cursor: i64) {
+    if let Ok(pruned) = feed.store().pruned_through().await
+        && cursor < pruned
+    {
+        tracing::warn!(
+            "change feed: {consumer} resumes after {cursor}, but changes up to {pruned} were \
+             pruned ([changes] retain): it missed some; re-read the state through the API"
+        );
+    }
 }

@@ -126,6 +126,7 @@ async fn publish(
     ensure_stream(&js, settings).await?;
     let store = feed.store();
     let mut cursor = store.feed_cursor(NATS_CONSUMER).await?.unwrap_or(0);
+    crate::warn_if_pruned(feed, NATS_CONSUMER, cursor).await;
     tracing::info!(
         "NATS change feed publishing changes after {cursor} to stream {} ({}.>)",
         settings.stream,

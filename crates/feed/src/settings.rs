@@ -22,13 +22,27 @@ use kith_store::ChangeKind;
 use serde::Deserialize;
 
 /// The `[changes]` section. Every field has a default, so it may be left out.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangesSettings {
     /// Signed webhooks, each delivered in order by its own task.
     pub webhooks: Vec<WebhookSettings>,
     /// NATS JetStream, when configured.
     pub nats: Option<NatsSettings>,
+    /// How long changes are kept (`"30d"`). Older ones are pruned hourly,
+    /// except any an enabled webhook or NATS has not delivered yet.
+    #[serde(with = "kith_connect::duration::required")]
+    pub retain: Duration,
+}
+
+impl Default for ChangesSettings {
+    fn default() -> Self {
+        ChangesSettings {
+            webhooks: Vec::new(),
+            nats: None,
+            retain: Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -122,9 +136,30 @@ fn stream_ok(stream: &str) -> bool {
 }
 
 impl ChangesSettings {
+    /// The feed cursors of the enabled deliveries: what pruning waits for.
+    pub fn consumers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .webhooks
+            .iter()
+            .filter(|w| w.enabled)
+            .map(WebhookSettings::consumer)
+            .collect();
+        if self.nats.as_ref().is_some_and(|n| n.enabled) {
+            out.push(NATS_CONSUMER.to_string());
+        }
+        out
+    }
+
     /// Every problem, as (field path, message), for the configuration's report.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        if self.retain < Duration::from_secs(3600) {
+            out.push((
+                "changes.retain".to_string(),
+                "must be at least 1h, so consumers that reconnect find what they missed"
+                    .to_string(),
+            ));
+        }
         let mut names = BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
             let mut problem = |field: &str, message: String| {
@@ -314,5 +349,20 @@ subject_prefix = "kith.>"
                 "changes.nats.subject_prefix",
             ]
         );
+    }
+
+    #[test]
+    fn retention_defaults_to_thirty_days_and_pruning_waits_for_enabled_deliveries() {
+        let s = parse("[changes]\n").unwrap();
+        assert_eq!(s.retain, Duration::from_secs(30 * 86_400));
+        let s = parse(
+            "[changes]\nretain = \"10m\"\n[[changes.webhooks]]\nname = \"a\"\n\
+             url = \"http://x\"\nsecret_env = \"S\"\n[[changes.webhooks]]\nname = \"b\"\n\
+             url = \"http://y\"\nsecret_env = \"S\"\nenabled = false\n[changes.nats]\n",
+        )
+        .unwrap();
+        let fields: Vec<String> = s.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["changes.retain"]);
+        assert_eq!(s.consumers(), ["webhook:a", "nats"]);
     }
 }

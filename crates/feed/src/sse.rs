@@ -92,24 +92,38 @@ fn bad(message: String) -> Refused {
 }
 
 /// Where to start: `Last-Event-ID`, else `after`, else the beginning.
+/// Resuming from a seq whose successors were pruned is `410 Gone`: the
+/// client would miss changes without knowing.
 async fn start_after(
     feed: &Feed,
     headers: &HeaderMap,
     after: Option<&str>,
 ) -> Result<i64, Refused> {
-    if let Some(v) = headers.get("last-event-id") {
+    let resume = if let Some(v) = headers.get("last-event-id") {
         let text = v.to_str().unwrap_or("").trim();
-        return text
-            .parse::<i64>()
-            .map_err(|_| bad(format!("Last-Event-ID {text:?} is not a change seq")));
+        text.parse::<i64>()
+            .map_err(|_| bad(format!("Last-Event-ID {text:?} is not a change seq")))?
+    } else {
+        match after.map(str::trim) {
+            None | Some("") => return Ok(0),
+            Some("latest") => return Ok(feed.store().latest_change_seq().await?),
+            Some(s) => s
+                .parse::<i64>()
+                .map_err(|_| bad(format!("after={s:?} is not a change seq (or `latest`)")))?,
+        }
+    };
+    let pruned = feed.store().pruned_through().await?;
+    if resume < pruned {
+        return Err(Refused(
+            StatusCode::GONE,
+            format!(
+                "changes up to seq {pruned} were pruned (kept for [changes] retain), so resuming \
+                 after {resume} would miss some: read the current state through the API, then \
+                 resume with after=latest"
+            ),
+        ));
     }
-    match after.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some("latest") => Ok(feed.store().latest_change_seq().await?),
-        Some(s) => s
-            .parse::<i64>()
-            .map_err(|_| bad(format!("after={s:?} is not a change seq (or `latest`)"))),
-    }
+    Ok(resume)
 }
 
 /// The kinds to keep, all when `None`.

@@ -89,6 +89,7 @@ async fn run(feed: Feed, hook: WebhookSettings, secret: Vec<u8>, client: reqwest
             }
         }
     };
+    crate::warn_if_pruned(&feed, &consumer, cursor).await;
     tracing::info!(
         "webhook {} delivering changes after {cursor} to {}",
         hook.name,

@@ -286,6 +286,11 @@ impl Hub {
         r: &mut Resolver,
     ) -> Result<std::result::Result<LinkReport, Fallback>> {
         let now = Utc::now();
+        if self.store.pruned_through().await? > r.seq {
+            return Ok(Err(Fallback::Full(
+                "the change feed was pruned past what the index has read",
+            )));
+        }
         let feed = self.read_feed(r.seq, None).await?;
         if feed.foreign() {
             return Ok(Err(Fallback::Full(

@@ -204,6 +204,7 @@ checks![
     changes_follow_each_write,
     failed_writes_emit_no_changes,
     changes_resume_from_any_seq,
+    pruning_keeps_what_consumers_still_need,
 ];
 
 // --- fixtures -------------------------------------------------------------------
@@ -2513,6 +2514,60 @@ async fn changes_resume_from_any_seq(s: &dyn HubStore) -> Outcome {
         s.feed_cursor("ingest.resolver").await?,
         Some(9),
         "cursors are kept per consumer"
+    );
+    Ok(())
+}
+
+async fn pruning_keeps_what_consumers_still_need(s: &dyn HubStore) -> Outcome {
+    let entries: Vec<IndexEntry> = (0..7)
+        .map(|i| entry("crm", &i.to_string(), &format!("p{i}@example.com")))
+        .collect();
+    s.upsert_records(&entries, t(1)).await?;
+    let all = s.changes_after(0, 1000).await?;
+    ensure_eq!(all.len(), 7, "one change per record");
+    let (first, last) = (all[0].seq, all[6].seq);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let consumers = vec!["webhook:a".to_string(), "webhook:not-started".to_string()];
+
+    ensure_eq!(
+        s.prune_changes(t(0), &consumers).await?,
+        0,
+        "nothing that old"
+    );
+    ensure_eq!(s.pruned_through().await?, 0, "nothing pruned yet");
+
+    s.set_feed_cursor("webhook:a", first + 2).await?;
+    ensure_eq!(
+        s.prune_changes(later, &consumers).await?,
+        3,
+        "only what webhook:a has passed"
+    );
+    ensure_eq!(s.pruned_through().await?, first + 2, "how far pruning went");
+    let rest = s.changes_after(0, 1000).await?;
+    ensure_eq!(
+        rest.first().map(|c| c.seq),
+        Some(first + 3),
+        "the rest reads on"
+    );
+
+    s.set_feed_cursor("webhook:a", last).await?;
+    ensure_eq!(s.prune_changes(later, &consumers).await?, 4, "the rest");
+    ensure_eq!(s.changes_after(0, 1000).await?.len(), 0, "all gone");
+    ensure_eq!(
+        s.latest_change_seq().await?,
+        last,
+        "the latest seq survives pruning"
+    );
+    s.upsert_records(&[entry("crm", "new", "new@example.com")], t(2))
+        .await?;
+    let next = s.changes_after(0, 10).await?;
+    ensure!(
+        next.len() == 1 && next[0].seq > last,
+        "a seq is never given again: {next:?}"
+    );
+    ensure!(
+        s.set_feed_cursor("kith.pruned", 0).await.is_err(),
+        "the pruning record is not a consumer's to move"
     );
     Ok(())
 }

@@ -432,5 +432,15 @@ pub trait HubStore: Send + Sync {
     /// `ingest.resolver`), if it has stood anywhere yet.
     async fn feed_cursor(&self, consumer: &str) -> Result<Option<i64>>;
     /// Moves a consumer's position (forwards or, to replay, backwards).
+    /// `kith.pruned` is reserved ([`HubStore::pruned_through`]).
     async fn set_feed_cursor(&self, consumer: &str, seq: i64) -> Result<()>;
+    /// Deletes changes recorded before `before`, except any that one of
+    /// `consumers` (feed cursor names) has not passed yet — a consumer with
+    /// no cursor holds nothing back. Records how far it went
+    /// ([`HubStore::pruned_through`]); seqs are never given again. Returns
+    /// how many changes were deleted.
+    async fn prune_changes(&self, before: Timestamp, consumers: &[String]) -> Result<u64>;
+    /// The highest seq pruning deleted (0 when none): a reader resuming
+    /// below it has missed changes and must read the state afresh.
+    async fn pruned_through(&self) -> Result<i64>;
 }

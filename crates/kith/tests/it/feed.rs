@@ -387,6 +387,28 @@ async fn an_sse_consumer_sees_contributions_and_events_and_resumes_without_gap_o
         .collect();
     assert_eq!(kinds, ["consent.changed"]);
     assert_eq!(page["next_after"], *got.last().unwrap());
+
+    // Pruned history is refused, never skipped in silence: resuming below
+    // it is 410 Gone; `after=latest` goes on.
+    use kith_store::HubStore as _;
+    let store = kith_store::SqliteStore::open(&s.config.parent().unwrap().join("hub.db"))
+        .await
+        .unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(store.prune_changes(later, &[]).await.unwrap() > 0);
+    let (status, body) = get(&c, &s.base, "/api/v1/changes/page?after=1", &read).await;
+    assert_eq!(status, 410, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("pruned"), "{body}");
+    let (status, body) = get(&c, &s.base, "/api/v1/changes/page?after=latest", &read).await;
+    assert_eq!(status, 200, "{body}");
+    let r = c
+        .get(format!("{}/api/v1/changes", s.base))
+        .bearer_auth(&read)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 410);
 }
 
 // --- webhooks ---------------------------------------------------------------------

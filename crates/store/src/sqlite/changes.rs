@@ -167,10 +167,14 @@ pub(super) async fn changes_after(
 }
 
 pub(super) async fn latest_seq(conn: &mut SqliteConnection) -> Result<i64> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
-        .fetch_one(&mut *conn)
-        .await
-        .ctx("read latest change")
+    // AUTOINCREMENT's own record: still right when pruning removed every row.
+    sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0), \
+                COALESCE((SELECT MAX(seq) FROM changes), 0))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .ctx("read latest change")
 }
 
 pub(super) async fn set_cursor(
@@ -217,4 +221,67 @@ pub(super) async fn feed_cursor(s: &SqliteStore, consumer: &str) -> Result<Optio
         .fetch_optional(&s.pool)
         .await
         .ctx("read feed cursor")
+}
+
+/// The feed cursor that records how far pruning went; not a consumer.
+pub(super) const PRUNED: &str = "kith.pruned";
+
+/// Rows deleted per statement, so writers are not held up for long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+pub(super) async fn prune(
+    s: &SqliteStore,
+    before: chrono::DateTime<chrono::Utc>,
+    consumers: &[String],
+) -> Result<u64> {
+    let mut deleted = 0u64;
+    loop {
+        let mut tx = s.write().await?;
+        // Nothing a named consumer has not delivered yet; a consumer without
+        // a cursor has not started and holds nothing back.
+        let mut held: Option<i64> = None;
+        for c in consumers {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM feed_cursors WHERE consumer = ?")
+                    .bind(c)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .ctx("read feed cursor")?;
+            if let Some(seq) = seq {
+                held = Some(held.map_or(seq, |h: i64| h.min(seq)));
+            }
+        }
+        let upto: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(seq) FROM (SELECT seq FROM changes WHERE at < ? AND seq <= ? \
+             ORDER BY seq LIMIT ?)",
+        )
+        .bind(ts(before))
+        .bind(held.unwrap_or(i64::MAX))
+        .bind(PRUNE_CHUNK)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("find changes to prune")?;
+        let Some(upto) = upto else {
+            tx.commit().await.ctx("end prune")?;
+            return Ok(deleted);
+        };
+        let done = sqlx::query("DELETE FROM changes WHERE seq <= ?")
+            .bind(upto)
+            .execute(&mut *tx)
+            .await
+            .ctx("prune changes")?;
+        deleted += done.rows_affected();
+        let through = pruned_through_on(&mut tx).await?.max(upto);
+        set_cursor(&mut tx, PRUNED, through).await?;
+        tx.commit().await.ctx("commit prune")?;
+    }
+}
+
+pub(super) async fn pruned_through_on(conn: &mut SqliteConnection) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM feed_cursors WHERE consumer = ?")
+        .bind(PRUNED)
+        .fetch_optional(&mut *conn)
+        .await
+        .ctx("read how far the feed was pruned")?;
+    Ok(seq.unwrap_or(0))
 }

@@ -1354,8 +1354,22 @@ impl HubStore for SqliteStore {
     }
 
     async fn set_feed_cursor(&self, consumer: &str, seq: i64) -> Result<()> {
+        if consumer == changes::PRUNED {
+            return Err(Error::Invalid(format!(
+                "{consumer:?} is kith's own record of pruning, not a consumer"
+            )));
+        }
         let mut conn = self.pool.acquire().await.ctx("acquire connection")?;
         changes::set_cursor(&mut conn, consumer, seq).await
+    }
+
+    async fn prune_changes(&self, before: Timestamp, consumers: &[String]) -> Result<u64> {
+        changes::prune(self, before, consumers).await
+    }
+
+    async fn pruned_through(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await.ctx("acquire connection")?;
+        changes::pruned_through_on(&mut conn).await
     }
 }
 
