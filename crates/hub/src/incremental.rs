@@ -271,7 +271,7 @@ impl Hub {
             }
         }
         for (i, rec) in records.iter().enumerate() {
-            r.add_identifiers(i as RecordId, rec.identifiers.clone(), &mut moved);
+            r.add_identifiers(i as RecordId, self.linking_identifiers(rec), &mut moved);
         }
         // Records changed while the full run wrote are for the next run;
         // the run's own link and party changes are already reflected.
@@ -360,7 +360,7 @@ impl Hub {
                             res
                         }
                     };
-                    r.add_identifiers(res.id, s.identifiers.clone(), &mut moved);
+                    r.add_identifiers(res.id, self.linking_identifiers(&s), &mut moved);
                     res
                 }
             };
@@ -487,6 +487,15 @@ impl Hub {
         r.seq = after_write.max(before);
         self.count(r, &mut report);
         Ok(Ok(report))
+    }
+
+    /// A record's identifiers that link by themselves (`hub.always_link`).
+    fn linking_identifiers(&self, r: &StoredRecord) -> Vec<String> {
+        r.identifiers
+            .iter()
+            .filter(|i| self.settings.links_by_itself(i))
+            .cloned()
+            .collect()
     }
 
     /// Records and parties in the index, for the report.

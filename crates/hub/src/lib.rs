@@ -32,7 +32,7 @@ pub use file_index::StoreFileIndex;
 pub use identifiers::identifiers_of;
 pub use link::LinkReport;
 pub use search::SearchHit;
-pub use settings::{HubSettings, Survivorship};
+pub use settings::{HubSettings, IdentifierKind, Survivorship};
 pub use sync::{SourceSyncReport, SyncObserver, SyncOptions, SyncReport};
 pub use view::{
     AttributeView, RecordView, RelationshipView, SourceStatus, SourceView, TimelineFilter, View,

@@ -94,7 +94,9 @@ impl Hub {
         let mut by_identifier: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
             for id in &r.identifiers {
-                by_identifier.entry(id.as_str()).or_default().push(i);
+                if self.settings.links_by_itself(id) {
+                    by_identifier.entry(id.as_str()).or_default().push(i);
+                }
             }
         }
         // People's review decisions, by record index: accepted pairs always
@@ -407,7 +409,7 @@ impl Hub {
         let mut evidence = Vec::new();
         let mut rules = BTreeSet::new();
         for id in &r.identifiers {
-            if common.contains(id) {
+            if common.contains(id) || !self.settings.links_by_itself(id) {
                 continue;
             }
             // In record order, whatever order the caller holds them in.

@@ -49,6 +49,41 @@ pub struct HubSettings {
     /// ([`kith_resolve::default_never_link`]); an empty list turns them off.
     #[serde(default = "kith_resolve::default_never_link")]
     pub never_link: Vec<kith_resolve::NeverLinkRule>,
+    /// Identifiers that link two records by themselves when both hold the
+    /// same one (the deterministic always-link rules). Leave `phone` out
+    /// where households share a landline: a shared phone then only counts
+    /// in the model's score.
+    #[serde(default = "default_always_link")]
+    pub always_link: Vec<IdentifierKind>,
+}
+
+/// A kind of exact identifier (`email:`, `phone:`, `id:` in the identity index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierKind {
+    Email,
+    Phone,
+    ExternalId,
+}
+
+impl IdentifierKind {
+    /// The kind of an identifier as the identity index writes it.
+    pub fn of(identifier: &str) -> Option<Self> {
+        match identifier.split(':').next()? {
+            "email" => Some(IdentifierKind::Email),
+            "phone" => Some(IdentifierKind::Phone),
+            "id" => Some(IdentifierKind::ExternalId),
+            _ => None,
+        }
+    }
+}
+
+fn default_always_link() -> Vec<IdentifierKind> {
+    vec![
+        IdentifierKind::Email,
+        IdentifierKind::Phone,
+        IdentifierKind::ExternalId,
+    ]
 }
 
 /// How a view chooses the best value of an attribute sources disagree on.
@@ -103,6 +138,11 @@ fn default_common_limit() -> usize {
 }
 
 impl HubSettings {
+    /// Whether two records holding this identifier link by that alone.
+    pub fn links_by_itself(&self, identifier: &str) -> bool {
+        IdentifierKind::of(identifier).is_some_and(|k| self.always_link.contains(&k))
+    }
+
     /// Values serde accepts but kith cannot work with, by field.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -152,5 +192,6 @@ fn toml_defaults() -> HubSettings {
         contribution_priority: default_contribution_priority(),
         common_identifier_limit: default_common_limit(),
         never_link: kith_resolve::default_never_link(),
+        always_link: default_always_link(),
     }
 }

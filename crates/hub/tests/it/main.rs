@@ -810,3 +810,47 @@ async fn a_scoped_view_asks_only_for_what_it_needs() {
         .collect();
     assert!(!skipped.is_empty(), "{:?}", scoped.sources);
 }
+
+#[tokio::test]
+async fn a_shared_landline_links_only_where_phones_are_always_link_identifiers() {
+    // Ann and Cara Lee share the household's landline.
+    let w = world().await;
+    w.sql(&["UPDATE customers SET phone = '0113 496 0000' WHERE id IN (1, 3)"])
+        .await;
+    let hub = w.hub();
+    let r = hub.sync(SyncOptions::default(), &()).await.unwrap();
+    assert_eq!(
+        party_of(w.store.as_ref(), "billing", "1").await,
+        party_of(w.store.as_ref(), "billing", "3").await,
+        "by default a shared phone links: {:?}",
+        r.link
+    );
+
+    // A business whose customers share landlines leaves phones out.
+    let hub = w.hub_with(HubSettings {
+        always_link: vec![
+            kith_hub::IdentifierKind::Email,
+            kith_hub::IdentifierKind::ExternalId,
+        ],
+        ..HubSettings::default()
+    });
+    hub.link(&()).await.unwrap();
+    let (ann, cara) = (
+        party_of(w.store.as_ref(), "billing", "1").await,
+        party_of(w.store.as_ref(), "billing", "3").await,
+    );
+    assert_ne!(ann, cara, "a phone alone no longer links");
+    let link = w
+        .store
+        .link(&RecordRef::new("billing", "3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        link.evidence.iter().all(|e| !e.contains("phone")),
+        "nor is it evidence: {:?}",
+        link.evidence
+    );
+    // Ann's records in other sources still link by e-mail.
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann);
+}
