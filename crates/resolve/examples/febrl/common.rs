@@ -276,6 +276,28 @@ pub fn blocking(link_type: LinkType) -> Blocking {
     }
 }
 
+/// Prepares the records, shared out among the machine's cores in file order.
+fn prepare(records: &[(String, u16, IdentityAttrs)], opts: &NormalizeOptions) -> Vec<Prepared> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(_, d, a)| Prepared::new(a, opts).with_dataset(*d))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("preparing a record does not panic"))
+            .collect()
+    })
+}
+
 /// Prepares, trains, blocks, scores and clusters, timing each phase.
 pub fn run(ds: &Dataset, u_max_pairs: u64, threshold: f64, guard: bool) -> Run {
     let mut seconds = BTreeMap::new();
@@ -288,11 +310,7 @@ pub fn run(ds: &Dataset, u_max_pairs: u64, threshold: f64, guard: bool) -> Run {
         default_region: "AU".into(),
         ..Default::default()
     };
-    let records: Vec<Prepared> = ds
-        .records
-        .iter()
-        .map(|(_, d, a)| Prepared::new(a, &opts).with_dataset(*d))
-        .collect();
+    let records = prepare(&ds.records, &opts);
     lap("prepare_s");
     let model = Model::train(
         &records,
