@@ -137,7 +137,19 @@ impl Model {
             records: records.len(),
             ..Default::default()
         };
-        let sample = sample_u(records, opts);
+        // Drawing the u sample's million pairs is one thread's work (one
+        // seeded sequence); the EM sessions' pairs do not depend on it, so
+        // they are blocked and compared meanwhile, and u is counted after.
+        let (sample, sessions) = std::thread::scope(|s| {
+            let drawn = s.spawn(|| u_pairs(records, opts));
+            let sessions: Vec<Session> = opts
+                .em_rules
+                .iter()
+                .map(|rule| Session::count(rule, records, opts))
+                .collect();
+            let pairs = drawn.join().expect("drawing pairs does not panic");
+            (count_levels(records, &pairs), sessions)
+        });
         summary.u_pairs = sample.pairs;
         let mut u = prior_table(prior_u);
         for a in Attribute::ALL {
@@ -157,29 +169,24 @@ impl Model {
         let mut m_sum = [[0.0; MAX_LEVELS]; N_ATTRIBUTES];
         let mut m_n = [0u32; N_ATTRIBUTES];
         let mut session_blocks = Vec::new();
-        for rule in &opts.em_rules {
-            let blocking = Blocking {
-                rules: vec![rule.clone()],
-                link_type: opts.link_type,
-                max_block: opts.max_block,
-            };
-            let (pairs, total) = session_pairs(&blocking, records, opts);
-            let excluded: Vec<Attribute> = rule
-                .keys
-                .iter()
-                .flat_map(|k| k.attributes().0.iter().copied())
-                .collect();
+        for Session {
+            rule,
+            total,
+            compared,
+            excluded,
+            patterns,
+        } in sessions
+        {
             let mut session = EmSession {
                 rule: rule.name(),
                 pairs: total,
-                compared: pairs.len() as u64,
+                compared,
                 iterations: 0,
                 converged: false,
                 lambda: 0.0,
                 estimated: Vec::new(),
             };
-            if total >= opts.min_pairs {
-                let patterns = count_patterns(records, &pairs, &excluded);
+            if let Some(patterns) = patterns {
                 let fit = em(&patterns, &u, &excluded, opts);
                 session.iterations = fit.iterations;
                 session.converged = fit.converged;
@@ -267,7 +274,52 @@ pub fn comparable_pairs(records: &[Prepared], link_type: LinkType) -> u64 {
     }
 }
 
+/// One EM session's rule and its pairs' comparison patterns, counted before
+/// u is known (EM itself needs u).
+struct Session {
+    rule: BlockRule,
+    /// Pairs the rule makes, and how many of them were compared.
+    total: u64,
+    compared: u64,
+    /// The rule's own attributes, not estimated in this session.
+    excluded: Vec<Attribute>,
+    /// None when the rule makes too few pairs to learn from.
+    patterns: Option<Vec<(Vector, u64)>>,
+}
+
+impl Session {
+    fn count(rule: &BlockRule, records: &[Prepared], opts: &TrainOptions) -> Session {
+        let blocking = Blocking {
+            rules: vec![rule.clone()],
+            link_type: opts.link_type,
+            max_block: opts.max_block,
+        };
+        let (pairs, total) = session_pairs(&blocking, records, opts);
+        let excluded: Vec<Attribute> = rule
+            .keys
+            .iter()
+            .flat_map(|k| k.attributes().0.iter().copied())
+            .collect();
+        let patterns =
+            (total >= opts.min_pairs).then(|| count_patterns(records, &pairs, &excluded));
+        Session {
+            rule: rule.clone(),
+            total,
+            compared: pairs.len() as u64,
+            excluded,
+            patterns,
+        }
+    }
+}
+
+#[cfg(test)]
 fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
+    count_levels(records, &u_pairs(records, opts))
+}
+
+/// The pairs compared for u: a seeded random sample of `u_max_pairs`, or
+/// every pair when there are no more than that.
+fn u_pairs(records: &[Prepared], opts: &TrainOptions) -> Vec<(u32, u32)> {
     let link_only = opts.link_type == LinkType::LinkOnly;
     let n = records.len();
     if comparable_pairs(records, opts.link_type) <= opts.u_max_pairs {
@@ -279,7 +331,7 @@ fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
                 }
             }
         }
-        return count_levels(records, &pairs);
+        return pairs;
     }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     // Records ordered by dataset, so "a record of another dataset" is a
@@ -309,7 +361,7 @@ fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
             (i as u32, j as u32)
         })
         .collect();
-    count_levels(records, &by_tile(pairs, n))
+    by_tile(pairs, n)
 }
 
 /// The pairs grouped by which stretch of records each side falls in, so that
