@@ -348,6 +348,7 @@ fn text_level(a: TextRef, b: TextRef) -> u8 {
 /// Jaro–Winkler when it may reach 0.7, else 0. Most pairs of different
 /// people share too few letters to get there, which the precomputed letter
 /// summaries show in a few instructions, against Jaro's matching window.
+#[inline(always)]
 fn jw_over_070(a: TextRef, b: TextRef) -> f64 {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     if let Some(shared) = a.letters.shared_bound(b.letters) {
@@ -361,10 +362,17 @@ fn jw_over_070(a: TextRef, b: TextRef) -> f64 {
         }
         // A summary exists only for ASCII, so the check for it is done.
         if x.len() <= 64 && y.len() <= 64 {
-            return jw_ascii::<true>(x, y);
+            return jw_ascii_floor(x, y);
         }
     }
     jw_bytes(x, y)
+}
+
+/// The bound above is inlined where the levels are cut; the fifth of
+/// pairs that pass it call this.
+#[inline(never)]
+fn jw_ascii_floor(x: &[u8], y: &[u8]) -> f64 {
+    jw_ascii::<true>(x, y)
 }
 
 /// Whether Jaro with `m` matches and no transposition, `(m/x + m/y + 1)/3`,
@@ -541,13 +549,20 @@ fn one_edit_slices<T: PartialEq>(x: &[T], y: &[T]) -> bool {
 /// other text (where one character may be several bytes).
 #[inline]
 fn ascii_word(s: &[u8]) -> Option<u64> {
-    if s.len() > 8 {
-        return None;
-    }
-    let word = s
-        .iter()
-        .enumerate()
-        .fold(0u64, |w, (k, &c)| w | u64::from(c) << (8 * k));
+    let n = s.len();
+    let word = match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        // Four bytes to eight: the first four and the last four, which
+        // overlap in the same bytes when there are fewer than eight.
+        (Some(first), Some(last)) if n <= 8 => {
+            u64::from(u32::from_le_bytes(*first))
+                | u64::from(u32::from_le_bytes(*last)) << (8 * (n - 4))
+        }
+        (None, _) => s
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (k, &c)| w | u64::from(c) << (8 * k)),
+        _ => return None,
+    };
     (word & 0x8080_8080_8080_8080 == 0).then_some(word)
 }
 
