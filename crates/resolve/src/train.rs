@@ -29,7 +29,7 @@ use crate::model::{
     TrainingSummary,
 };
 use crate::record::Prepared;
-use crate::{LinkType, PIECE, TOUCH_BATCH, touch};
+use crate::{LinkType, PIECE, TOUCH_BATCH, TOUCH_FROM, touch};
 
 /// λ when the data cannot tell: one pair in ten thousand.
 pub const PRIOR_LAMBDA: f64 = 1e-4;
@@ -361,7 +361,13 @@ fn u_pairs(records: &[Prepared], opts: &TrainOptions) -> Vec<(u32, u32)> {
             (i as u32, j as u32)
         })
         .collect();
-    by_tile(pairs, n)
+    // Tiles pay where the records overflow the caches; below that the
+    // order changes nothing (the counts are sums), so it is kept as drawn.
+    if n < TOUCH_FROM {
+        pairs
+    } else {
+        by_tile(pairs, n)
+    }
 }
 
 /// The pairs grouped by which stretch of records each side falls in, so that
@@ -392,19 +398,25 @@ fn by_tile(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
 /// and the counts are sums, so the result does not depend on the split.
 fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
     let count = |part: &[(u32, u32)]| {
-        let mut s = USample::default();
+        // One more column for MISSING, so that each level is counted
+        // without a branch; `present` is the sum of the others.
+        let mut tally = [[0u64; MAX_LEVELS + 1]; N_ATTRIBUTES];
         for batch in part.chunks(TOUCH_BATCH) {
             touch(records, batch);
             for &(i, j) in batch {
                 let v = compare(&records[i as usize], &records[j as usize]);
-                s.pairs += 1;
-                for (k, &l) in v.iter().enumerate() {
-                    if l != MISSING {
-                        s.counts[k][l as usize] += 1;
-                        s.present[k] += 1;
-                    }
+                for (row, &l) in tally.iter_mut().zip(&v) {
+                    row[usize::from(l).min(MAX_LEVELS)] += 1;
                 }
             }
+        }
+        let mut s = USample {
+            pairs: part.len() as u64,
+            ..Default::default()
+        };
+        for (k, row) in tally.iter().enumerate() {
+            s.counts[k].copy_from_slice(&row[..MAX_LEVELS]);
+            s.present[k] = row[..MAX_LEVELS].iter().sum();
         }
         s
     };
