@@ -115,7 +115,11 @@ fn main() -> ExitCode {
     if explain_worst {
         explain_errors(&ds, &ids, &run, threshold);
     }
-    ExitCode::SUCCESS
+    // Ends the process without freeing every record's strings one by one
+    // (a hundred thousand frees): the system takes the memory back at once.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(0)
 }
 
 /// Prints the explanation of each wrong decision, to study the model.
