@@ -124,8 +124,21 @@ pub fn compare(a: &Prepared, b: &Prepared) -> Vector {
 
 /// [`compare`], and whether the names were compared crosswise.
 pub(crate) fn compare_full(a: &Prepared, b: &Prepared) -> (Vector, bool) {
+    compare_with(a, b, None)
+}
+
+/// [`compare`] against a record whose Jaro–Winkler tables are built
+/// already ([`Kept`]): for many records compared with the same one.
+pub(crate) fn compare_kept(a: &Prepared, b: &Prepared, kept: &Kept) -> Vector {
+    compare_with(a, b, Some(kept)).0
+}
+
+#[inline(always)]
+fn compare_with(a: &Prepared, b: &Prepared, kept: Option<&Kept>) -> (Vector, bool) {
+    let table = |f: Field| kept.and_then(|k| k.table(f));
+    let text_level_of = |f: Field| move |x, y| text_level(x, y, table(f));
     let mut v = [MISSING; N_ATTRIBUTES];
-    let (given, family, swapped) = names(a, b);
+    let (given, family, swapped) = names(a, b, table(Field::Given), table(Field::Family));
     v[Attribute::GivenName.index()] = given;
     v[Attribute::FamilyName.index()] = family;
     v[Attribute::DateOfBirth.index()] = opt(a.dob, b.dob, date_level);
@@ -136,23 +149,93 @@ pub(crate) fn compare_full(a: &Prepared, b: &Prepared) -> (Vector, bool) {
     v[Attribute::StreetNumber.index()] =
         both(field(Field::StreetNumber), |x, y| u8::from(!x.same(&y)));
     v[Attribute::Street.index()] = match field(Field::Street) {
-        (Some(x), Some(y)) => text_level(x, y),
-        _ => both(field(Field::StreetFull), text_level),
+        (Some(x), Some(y)) => text_level(x, y, table(Field::Street)),
+        _ => both(field(Field::StreetFull), text_level_of(Field::StreetFull)),
     };
-    v[Attribute::City.index()] = both(field(Field::City), text_level);
+    v[Attribute::City.index()] = both(field(Field::City), text_level_of(Field::City));
     v[Attribute::Postcode.index()] = both(field(Field::Postcode), |x, y| {
         identifier_level(x.as_bytes(), y.as_bytes())
     });
     v[Attribute::Country.index()] = both(field(Field::Country), |x, y| u8::from(!x.same(&y)));
-    v[Attribute::OrgName.index()] = both(field(Field::Org), text_level);
+    v[Attribute::OrgName.index()] = both(field(Field::Org), text_level_of(Field::Org));
     (v, swapped)
+}
+
+/// Jaro–Winkler's table ([`jw_ascii`]) for each text of one record, the
+/// second of a run of pairs: built once for the run instead of once a pair.
+pub(crate) struct Kept {
+    /// By [`Field::letters_slot`]: the fields compared by Jaro–Winkler.
+    tables: Box<[[u64; 128]; 6]>,
+    /// Which tables hold a value.
+    filled: [bool; 6],
+}
+
+impl Kept {
+    pub(crate) fn new() -> Self {
+        Kept {
+            tables: Box::new([[0; 128]; 6]),
+            filled: [false; 6],
+        }
+    }
+
+    /// The field's table, for the record last [`fill`](Kept::fill)ed; None
+    /// where [`jw_ascii`] is not used (no value, not ASCII, too long).
+    #[inline]
+    fn table(&self, field: Field) -> Option<&[u64; 128]> {
+        let k = field.letters_slot()?;
+        self.filled[k].then(|| &self.tables[k])
+    }
+
+    fn fields() -> impl Iterator<Item = (usize, Field)> {
+        [
+            Field::Given,
+            Field::Family,
+            Field::Street,
+            Field::StreetFull,
+            Field::City,
+            Field::Org,
+        ]
+        .into_iter()
+        .filter_map(|f| Some((f.letters_slot()?, f)))
+    }
+
+    /// Values that have a table: ASCII, one to 64 bytes.
+    fn kept_value(b: &Prepared, f: Field) -> Option<&[u8]> {
+        b.field(f)
+            .map(|t| t.as_bytes())
+            .filter(|y| !y.is_empty() && y.len() <= 64 && y.is_ascii())
+    }
+
+    /// Sets the tables for `b`; they must be clear.
+    pub(crate) fn fill(&mut self, b: &Prepared) {
+        for (k, f) in Kept::fields() {
+            if let Some(y) = Kept::kept_value(b, f) {
+                for (j, &d) in y.iter().enumerate() {
+                    self.tables[k][usize::from(d & 127)] |= 1 << j;
+                }
+                self.filled[k] = true;
+            }
+        }
+    }
+
+    /// Clears what [`fill`](Kept::fill) set for `b`.
+    pub(crate) fn clear(&mut self, b: &Prepared) {
+        for (k, f) in Kept::fields() {
+            if let Some(y) = Kept::kept_value(b, f) {
+                for &d in y {
+                    self.tables[k][usize::from(d & 127)] = 0;
+                }
+            }
+            self.filled[k] = false;
+        }
+    }
 }
 
 /// Whether the names are compared crosswise, given against family (see
 /// [`names`]).
 #[cfg(test)]
 pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
-    names(a, b).2
+    names(a, b, None, None).2
 }
 
 /// The levels of the given and family names, and whether they were
@@ -161,17 +244,26 @@ pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
 /// neither name agrees exactly the straight way, the names are compared
 /// crosswise too, and crosswise wins when it agrees at least as well on
 /// both names and better on one.
-fn names(a: &Prepared, b: &Prepared) -> (u8, u8, bool) {
+#[inline(always)]
+fn names(
+    a: &Prepared,
+    b: &Prepared,
+    given_table: Option<&[u64; 128]>,
+    family_table: Option<&[u64; 128]>,
+) -> (u8, u8, bool) {
     let (ag, af, bg, bf) = (a.given(), a.family(), b.given(), b.family());
-    let straight = (opt(ag, bg, name_level), opt(af, bf, name_level));
+    let straight = (
+        opt(ag, bg, |x, y| name_level(x, y, given_table)),
+        opt(af, bf, |x, y| name_level(x, y, family_table)),
+    );
     if let (Some(ag), Some(af), Some(bg), Some(bf)) = (ag, af, bg, bf)
         && straight.0 != 0
         && straight.1 != 0
     {
         // The second crosswise level is needed only if the first can win.
-        let cross_given = name_level(ag, bf);
+        let cross_given = name_level(ag, bf, family_table);
         if cross_given <= straight.0 {
-            let cross = (cross_given, name_level(af, bg));
+            let cross = (cross_given, name_level(af, bg, given_table));
             if cross.1 <= straight.1 && cross != straight {
                 return (cross.0, cross.1, true);
             }
@@ -196,14 +288,15 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     same_bytes(a, b)
 }
 
-pub(crate) fn name_level(a: NameRef, b: NameRef) -> u8 {
+/// `table`: [`Kept`]'s table of `b`, if built.
+pub(crate) fn name_level(a: NameRef, b: NameRef, table: Option<&[u64; 128]>) -> u8 {
     if a.text.same(&b.text) {
         return 0;
     }
     if intersects(a.nick, b.nick) {
         return 1;
     }
-    let jw = jw_over_070(a.text, b.text);
+    let jw = jw_over_070(a.text, b.text, table);
     if jw >= 0.92 {
         2
     } else if jw >= 0.88 {
@@ -331,11 +424,11 @@ fn external_ids(a: &Prepared, b: &Prepared) -> u8 {
     best
 }
 
-fn text_level(a: TextRef, b: TextRef) -> u8 {
+fn text_level(a: TextRef, b: TextRef, table: Option<&[u64; 128]>) -> u8 {
     if a.same(&b) {
         return 0;
     }
-    let jw = jw_over_070(a, b);
+    let jw = jw_over_070(a, b, table);
     if jw >= 0.90 {
         1
     } else if jw >= 0.70 {
@@ -348,8 +441,9 @@ fn text_level(a: TextRef, b: TextRef) -> u8 {
 /// Jaro–Winkler when it may reach 0.7, else 0. Most pairs of different
 /// people share too few letters to get there, which the precomputed letter
 /// summaries show in a few instructions, against Jaro's matching window.
+/// `table`, where given, is [`Kept`]'s table of `b`.
 #[inline(always)]
-fn jw_over_070(a: TextRef, b: TextRef) -> f64 {
+fn jw_over_070(a: TextRef, b: TextRef, table: Option<&[u64; 128]>) -> f64 {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     if let Some(shared) = a.letters.shared_bound(b.letters) {
         if x.is_empty() || y.is_empty() {
@@ -362,7 +456,10 @@ fn jw_over_070(a: TextRef, b: TextRef) -> f64 {
         }
         // A summary exists only for ASCII, so the check for it is done.
         if x.len() <= 64 && y.len() <= 64 {
-            return jw_ascii_floor(x, y);
+            return match table {
+                Some(t) => jaro_winkler_with::<true>(x, y, |c| t[usize::from(c & 127)]),
+                None => jw_ascii_floor(x, y),
+            };
         }
     }
     jw_bytes(x, y)
@@ -681,7 +778,7 @@ mod tests {
             }
             let b = String::from_utf8(b).unwrap();
             let slow = strsim::jaro_winkler(&a, &b);
-            let fast = jw_over_070(TextRef::new(&a), TextRef::new(&b));
+            let fast = jw_over_070(TextRef::new(&a), TextRef::new(&b), None);
             assert_eq!(cut(fast), cut(slow), "{a:?} {b:?}: {fast} {slow}");
             assert!((jaro_winkler(&a, &b) - slow).abs() < 1e-12, "{a:?} {b:?}");
         }
@@ -797,12 +894,13 @@ mod tests {
         // The crosswise names as the rule states it, computing every level.
         let plain = |a: &Prepared, b: &Prepared| {
             let (ag, af, bg, bf) = (a.given(), a.family(), b.given(), b.family());
-            let straight = (opt(ag, bg, name_level), opt(af, bf, name_level));
+            let level = |x, y| name_level(x, y, None);
+            let straight = (opt(ag, bg, level), opt(af, bf, level));
             if let (Some(ag), Some(af), Some(bg), Some(bf)) = (ag, af, bg, bf)
                 && straight.0 != 0
                 && straight.1 != 0
             {
-                let cross = (name_level(ag, bf), name_level(af, bg));
+                let cross = (level(ag, bf), level(af, bg));
                 if cross.0 <= straight.0 && cross.1 <= straight.1 && cross != straight {
                     return (cross.0, cross.1, true);
                 }
@@ -817,7 +915,45 @@ mod tests {
         for _ in 0..20_000 {
             let a = rec(pick(&mut rng), pick(&mut rng), "");
             let b = rec(pick(&mut rng), pick(&mut rng), "");
-            assert_eq!(names(&a, &b), plain(&a, &b), "{a:?} {b:?}");
+            assert_eq!(names(&a, &b, None, None), plain(&a, &b), "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn kept_tables_compare_as_fresh_ones() {
+        // Records with every Jaro–Winkler field, some not ASCII or too long
+        // for a table, each compared with the others through one `Kept`.
+        let mut rng = StdRng::seed_from_u64(15);
+        let text = |rng: &mut StdRng| match rng.random_range(0..8) {
+            0 => String::new(),
+            1 => "zoë street".into(),
+            2 => "a".repeat(70),
+            _ => word(rng, b"aeinrst ", 1..20),
+        };
+        let records: Vec<Prepared> = (0..60)
+            .map(|_| {
+                let some = |s: String| (!s.is_empty()).then_some(s);
+                Prepared::new(
+                    &IdentityAttrs {
+                        given_name: some(text(&mut rng)),
+                        family_name: some(text(&mut rng)),
+                        street: some(text(&mut rng)),
+                        city: some(text(&mut rng)),
+                        org_name: some(text(&mut rng)),
+                        ..Default::default()
+                    },
+                    &NormalizeOptions::default(),
+                )
+            })
+            .collect();
+        let mut kept = Kept::new();
+        for b in &records {
+            kept.fill(b);
+            for a in &records {
+                assert_eq!(compare_kept(a, b, &kept), compare(a, b), "{a:?} {b:?}");
+            }
+            kept.clear(b);
+            assert!(kept.tables.iter().flatten().all(|&w| w == 0));
         }
     }
 
@@ -833,7 +969,7 @@ mod tests {
             };
             let (a, b) = (word(&mut rng), word(&mut rng));
             let jw = jaro_winkler(&a, &b);
-            let over = jw_over_070(TextRef::new(&a), TextRef::new(&b));
+            let over = jw_over_070(TextRef::new(&a), TextRef::new(&b), None);
             if jw >= 0.7 {
                 assert_eq!(over, jw, "{a} {b}");
             } else {

@@ -137,7 +137,7 @@ const FIELDS: usize = 9;
 impl Field {
     /// Where the field's letter summary is kept: only values compared by
     /// Jaro–Winkler have one.
-    fn letters_slot(self) -> Option<usize> {
+    pub(crate) fn letters_slot(self) -> Option<usize> {
         match self {
             Field::Given => Some(0),
             Field::Family => Some(1),

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{BlockKey, BlockRule, Blocking, RuleBlocks, in_pieces, threads_for};
-use crate::compare::{Attribute, MISSING, N_ATTRIBUTES, Vector, compare};
+use crate::compare::{Attribute, Kept, MISSING, N_ATTRIBUTES, Vector, compare, compare_kept};
 use crate::hash::FnvBuild;
 use crate::model::{
     ComparisonParams, EmSession, LevelParams, MAX_LEVELS, Model, PROBABILITY_CLAMP, TfTable,
@@ -331,7 +331,7 @@ fn u_pairs(records: &[Prepared], opts: &TrainOptions) -> Vec<(u32, u32)> {
                 }
             }
         }
-        return pairs;
+        return by_second(pairs, n);
     }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     // Records ordered by dataset, so "a record of another dataset" is a
@@ -361,13 +361,32 @@ fn u_pairs(records: &[Prepared], opts: &TrainOptions) -> Vec<(u32, u32)> {
             (i as u32, j as u32)
         })
         .collect();
-    // Tiles pay where the records overflow the caches; below that the
-    // order changes nothing (the counts are sums), so it is kept as drawn.
-    if n < TOUCH_FROM {
-        pairs
-    } else {
-        by_tile(pairs, n)
+    by_second(pairs, n)
+}
+
+/// The pairs in the order they are best compared in (the counts are sums,
+/// so the order changes nothing else): where the records sit in the
+/// processor's caches, grouped by their second record, whose Jaro–Winkler
+/// tables are then built once for the group ([`count_levels`]); above
+/// that, by tiles of both records ([`by_tile`]).
+fn by_second(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
+    if n >= TOUCH_FROM {
+        return by_tile(pairs, n);
     }
+    let mut start = vec![0usize; n + 1];
+    for &(_, j) in &pairs {
+        start[j as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut out = vec![(0, 0); pairs.len()];
+    for p in pairs {
+        let slot = &mut start[p.1 as usize];
+        out[*slot] = p;
+        *slot += 1;
+    }
+    out
 }
 
 /// The pairs grouped by which stretch of records each side falls in, so that
@@ -401,12 +420,28 @@ fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
         // One more column for MISSING, so that each level is counted
         // without a branch; `present` is the sum of the others.
         let mut tally = [[0u64; MAX_LEVELS + 1]; N_ATTRIBUTES];
-        for batch in part.chunks(TOUCH_BATCH) {
-            touch(records, batch);
-            for &(i, j) in batch {
-                let v = compare(&records[i as usize], &records[j as usize]);
-                for (row, &l) in tally.iter_mut().zip(&v) {
-                    row[usize::from(l).min(MAX_LEVELS)] += 1;
+        let mut add = |v: Vector| {
+            for (row, &l) in tally.iter_mut().zip(&v) {
+                row[usize::from(l).min(MAX_LEVELS)] += 1;
+            }
+        };
+        if records.len() < TOUCH_FROM {
+            // Grouped by the second record (`by_second`): its tables are
+            // built once for the group.
+            let mut kept = Kept::new();
+            for run in part.chunk_by(|p, q| p.1 == q.1) {
+                let b = &records[run[0].1 as usize];
+                kept.fill(b);
+                for &(i, _) in run {
+                    add(compare_kept(&records[i as usize], b, &kept));
+                }
+                kept.clear(b);
+            }
+        } else {
+            for batch in part.chunks(TOUCH_BATCH) {
+                touch(records, batch);
+                for &(i, j) in batch {
+                    add(compare(&records[i as usize], &records[j as usize]));
                 }
             }
         }
@@ -873,6 +908,21 @@ pub(crate) mod tests {
         sorted.sort_unstable();
         tiled.sort_unstable();
         assert_eq!(tiled, sorted);
+    }
+
+    #[test]
+    fn grouping_by_second_record_keeps_every_pair() {
+        let mut rng = StdRng::seed_from_u64(16);
+        let n = 3000;
+        let pairs: Vec<(u32, u32)> = (0..50_000)
+            .map(|_| (rng.random_range(0..n), rng.random_range(0..n)))
+            .collect();
+        let grouped = by_second(pairs.clone(), n as usize);
+        assert!(grouped.windows(2).all(|w| w[0].1 <= w[1].1));
+        let (mut a, mut b) = (grouped, pairs);
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
     }
 
     #[test]
