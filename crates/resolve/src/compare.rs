@@ -389,6 +389,17 @@ fn one_edit_apart(a: DateParts, b: DateParts) -> bool {
 }
 
 fn identifier_level(a: &[u8], b: &[u8]) -> u8 {
+    // Most ids and postcodes compared fit a word (see `one_edit_bytes`).
+    if a.len() == b.len()
+        && let (Some(x), Some(y)) = (ascii_word(a), ascii_word(b))
+    {
+        match differing_bytes(x ^ y) {
+            0 => return 0,
+            1 => return 1,
+            2 => {}
+            _ => return 2,
+        }
+    }
     if same(a, b) {
         0
     } else if one_edit_bytes(a, b) {
@@ -414,8 +425,10 @@ fn identifier_lists<'a>(
 /// The best level over the ids of one name the two records both carry.
 fn external_ids(a: &Prepared, b: &Prepared) -> u8 {
     let mut best = MISSING;
-    for (ka, va) in a.external_ids() {
-        for (kb, vb) in b.external_ids() {
+    for x in 0..a.id_count() {
+        let (ka, va) = a.external_id(x);
+        for y in 0..b.id_count() {
+            let (kb, vb) = b.external_id(y);
             if same(ka, kb) {
                 best = best.min(identifier_level(va, vb));
             }

@@ -99,7 +99,22 @@ impl<'a> TextRef<'a> {
 /// Byte equality without a call into `memcmp` (see [`TextRef::same`]).
 #[inline]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    if a.len() != b.len() {
+        return false;
+    }
+    // Eight to sixteen bytes (an id's name, many values) as two words,
+    // the first eight and the last eight, overlapping when fewer.
+    if let (Some(a0), Some(a1), Some(b0), Some(b1)) = (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) && a.len() <= 16
+    {
+        return u64::from_ne_bytes(*a0) == u64::from_ne_bytes(*b0)
+            && u64::from_ne_bytes(*a1) == u64::from_ne_bytes(*b1);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A folded name with what the comparisons need precomputed.
@@ -384,6 +399,30 @@ impl Prepared {
         })
     }
 
+    /// List item `k`.
+    #[inline]
+    fn item(&self, k: usize) -> &[u8] {
+        let start = match k.checked_sub(1) {
+            None => self.ends[FIELDS - 1] as usize,
+            Some(before) => self.list_ends[before] as usize,
+        };
+        &self.text[start..self.list_ends[k] as usize]
+    }
+
+    /// How many external ids the record carries.
+    #[inline]
+    pub(crate) fn id_count(&self) -> usize {
+        usize::from(self.ids)
+    }
+
+    /// External id `k` (below [`id_count`](Prepared::id_count)) as
+    /// [`external_ids`](Prepared::external_ids) gives it, without the iterators.
+    #[inline]
+    pub(crate) fn external_id(&self, k: usize) -> (&[u8], &[u8]) {
+        let name = usize::from(self.emails) + usize::from(self.phones) + 2 * k;
+        (self.item(name), self.item(name + 1))
+    }
+
     /// E-mail addresses, normalised, sorted, distinct.
     pub(crate) fn emails(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.items(0, self.emails)
@@ -593,6 +632,36 @@ mod tests {
         assert_eq!(q.value(Attribute::OrgName).as_deref(), Some("acme widgets"));
         assert!(q.touch_head() > 0 && q.touch_text() > 0);
         assert_eq!(q.heap_bytes(), q.text.len() + 4 * 7);
+    }
+
+    #[test]
+    fn word_equality_is_byte_equality() {
+        // Every length around the words' edges, equal and one byte apart.
+        for n in 0..=20usize {
+            let a: Vec<u8> = (0..n as u8).map(|k| b'a' + k).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for k in 0..n {
+                let mut b = a.clone();
+                b[k] = b'#';
+                assert!(!same_bytes(&a, &b), "{n} {k}");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    #[test]
+    fn external_ids_by_index_as_by_iterator() {
+        let attrs = IdentityAttrs {
+            emails: vec!["a@x.com".into()],
+            phones: vec!["+44 7700 900123".into()],
+            external_ids: BTreeMap::from([("a".into(), "1".into()), ("bb".into(), "22".into())]),
+            ..Default::default()
+        };
+        for attrs in [attrs, IdentityAttrs::default()] {
+            let p = Prepared::new(&attrs, &NormalizeOptions::default());
+            let by_index: Vec<_> = (0..p.id_count()).map(|k| p.external_id(k)).collect();
+            assert_eq!(by_index, p.external_ids().collect::<Vec<_>>());
+        }
     }
 
     #[test]
