@@ -127,37 +127,88 @@ pub(crate) fn compare_full(a: &Prepared, b: &Prepared) -> (Vector, bool) {
     compare_with(a, b, None)
 }
 
-/// [`compare`] against a record whose Jaro–Winkler tables are built
-/// already ([`Kept`]): for many records compared with the same one.
-pub(crate) fn compare_kept(a: &Prepared, b: &Prepared, kept: &Kept) -> Vector {
-    compare_with(a, b, Some(kept)).0
+/// [`compare`] against a record read once ([`Side`]) whose Jaro–Winkler
+/// tables are built already ([`Kept`]): for many records compared with the
+/// same one.
+pub(crate) fn compare_kept(a: &Prepared, b: &Side, kept: &Kept) -> Vector {
+    compare_sides(&Side::of(a), b, Some(kept)).0
 }
 
 #[inline(always)]
 fn compare_with(a: &Prepared, b: &Prepared, kept: Option<&Kept>) -> (Vector, bool) {
+    compare_sides(&Side::of(a), &Side::of(b), kept)
+}
+
+/// A record's values as the comparisons read them, looked up once.
+#[derive(Clone, Copy)]
+pub(crate) struct Side<'a> {
+    record: &'a Prepared,
+    given: Option<NameRef<'a>>,
+    family: Option<NameRef<'a>>,
+    street_number: Option<TextRef<'a>>,
+    street: Option<TextRef<'a>>,
+    street_full: Option<TextRef<'a>>,
+    city: Option<TextRef<'a>>,
+    postcode: Option<TextRef<'a>>,
+    country: Option<TextRef<'a>>,
+    org: Option<TextRef<'a>>,
+    /// The external id, when the record has exactly one (most do).
+    only_id: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> Side<'a> {
+    #[inline(always)]
+    pub(crate) fn of(record: &'a Prepared) -> Self {
+        Side {
+            record,
+            given: record.given(),
+            family: record.family(),
+            street_number: record.field(Field::StreetNumber),
+            street: record.field(Field::Street),
+            street_full: record.field(Field::StreetFull),
+            city: record.field(Field::City),
+            postcode: record.field(Field::Postcode),
+            country: record.field(Field::Country),
+            org: record.field(Field::Org),
+            only_id: (record.id_count() == 1).then(|| record.external_id(0)),
+        }
+    }
+}
+
+#[inline(always)]
+fn compare_sides(a: &Side, b: &Side, kept: Option<&Kept>) -> (Vector, bool) {
     let table = |f: Field| kept.and_then(|k| k.table(f));
     let text_level_of = |f: Field| move |x, y| text_level(x, y, table(f));
+    let (ra, rb) = (a.record, b.record);
     let mut v = [MISSING; N_ATTRIBUTES];
     let (given, family, swapped) = names(a, b, table(Field::Given), table(Field::Family));
     v[Attribute::GivenName.index()] = given;
     v[Attribute::FamilyName.index()] = family;
-    v[Attribute::DateOfBirth.index()] = opt(a.dob, b.dob, date_level);
-    v[Attribute::Email.index()] = identifier_lists(a.emails(), b.emails());
-    v[Attribute::Phone.index()] = identifier_lists(a.phones(), b.phones());
-    v[Attribute::ExternalId.index()] = external_ids(a, b);
-    let field = |f: Field| (a.field(f), b.field(f));
-    v[Attribute::StreetNumber.index()] =
-        both(field(Field::StreetNumber), |x, y| u8::from(!x.same(&y)));
-    v[Attribute::Street.index()] = match field(Field::Street) {
-        (Some(x), Some(y)) => text_level(x, y, table(Field::Street)),
-        _ => both(field(Field::StreetFull), text_level_of(Field::StreetFull)),
+    v[Attribute::DateOfBirth.index()] = opt(ra.dob, rb.dob, date_level);
+    v[Attribute::Email.index()] = identifier_lists(ra.emails(), rb.emails());
+    v[Attribute::Phone.index()] = identifier_lists(ra.phones(), rb.phones());
+    v[Attribute::ExternalId.index()] = match (a.only_id, b.only_id) {
+        (Some((ka, va)), Some((kb, vb))) if same(ka, kb) => identifier_level(va, vb),
+        (Some(_), Some(_)) => MISSING,
+        _ => external_ids(ra, rb),
     };
-    v[Attribute::City.index()] = both(field(Field::City), text_level_of(Field::City));
-    v[Attribute::Postcode.index()] = both(field(Field::Postcode), |x, y| {
+    v[Attribute::StreetNumber.index()] = opt(a.street_number, b.street_number, |x, y| {
+        u8::from(!x.same(&y))
+    });
+    v[Attribute::Street.index()] = match (a.street, b.street) {
+        (Some(x), Some(y)) => text_level(x, y, table(Field::Street)),
+        _ => opt(
+            a.street_full,
+            b.street_full,
+            text_level_of(Field::StreetFull),
+        ),
+    };
+    v[Attribute::City.index()] = opt(a.city, b.city, text_level_of(Field::City));
+    v[Attribute::Postcode.index()] = opt(a.postcode, b.postcode, |x, y| {
         identifier_level(x.as_bytes(), y.as_bytes())
     });
-    v[Attribute::Country.index()] = both(field(Field::Country), |x, y| u8::from(!x.same(&y)));
-    v[Attribute::OrgName.index()] = both(field(Field::Org), text_level_of(Field::Org));
+    v[Attribute::Country.index()] = opt(a.country, b.country, |x, y| u8::from(!x.same(&y)));
+    v[Attribute::OrgName.index()] = opt(a.org, b.org, text_level_of(Field::Org));
     (v, swapped)
 }
 
@@ -235,7 +286,7 @@ impl Kept {
 /// [`names`]).
 #[cfg(test)]
 pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
-    names(a, b, None, None).2
+    names(&Side::of(a), &Side::of(b), None, None).2
 }
 
 /// The levels of the given and family names, and whether they were
@@ -246,12 +297,12 @@ pub(crate) fn names_swapped(a: &Prepared, b: &Prepared) -> bool {
 /// both names and better on one.
 #[inline(always)]
 fn names(
-    a: &Prepared,
-    b: &Prepared,
+    a: &Side,
+    b: &Side,
     given_table: Option<&[u64; 128]>,
     family_table: Option<&[u64; 128]>,
 ) -> (u8, u8, bool) {
-    let (ag, af, bg, bf) = (a.given(), a.family(), b.given(), b.family());
+    let (ag, af, bg, bf) = (a.given, a.family, b.given, b.family);
     let straight = (
         opt(ag, bg, |x, y| name_level(x, y, given_table)),
         opt(af, bf, |x, y| name_level(x, y, family_table)),
@@ -277,10 +328,6 @@ fn opt<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> u8) -> u8 {
         (Some(x), Some(y)) => f(x, y),
         _ => MISSING,
     }
-}
-
-fn both<T>(pair: (Option<T>, Option<T>), f: impl FnOnce(T, T) -> u8) -> u8 {
-    opt(pair.0, pair.1, f)
 }
 
 #[inline]
@@ -928,7 +975,12 @@ mod tests {
         for _ in 0..20_000 {
             let a = rec(pick(&mut rng), pick(&mut rng), "");
             let b = rec(pick(&mut rng), pick(&mut rng), "");
-            assert_eq!(names(&a, &b, None, None), plain(&a, &b), "{a:?} {b:?}");
+            let sides = (Side::of(&a), Side::of(&b));
+            assert_eq!(
+                names(&sides.0, &sides.1, None, None),
+                plain(&a, &b),
+                "{a:?} {b:?}"
+            );
         }
     }
 
@@ -963,7 +1015,11 @@ mod tests {
         for b in &records {
             kept.fill(b);
             for a in &records {
-                assert_eq!(compare_kept(a, b, &kept), compare(a, b), "{a:?} {b:?}");
+                assert_eq!(
+                    compare_kept(a, &Side::of(b), &kept),
+                    compare(a, b),
+                    "{a:?} {b:?}"
+                );
             }
             kept.clear(b);
             assert!(kept.tables.iter().flatten().all(|&w| w == 0));

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{BlockKey, BlockRule, Blocking, RuleBlocks, in_pieces, threads_for};
-use crate::compare::{Attribute, Kept, MISSING, N_ATTRIBUTES, Vector, compare, compare_kept};
+use crate::compare::{Attribute, Kept, MISSING, N_ATTRIBUTES, Side, Vector, compare, compare_kept};
 use crate::hash::FnvBuild;
 use crate::model::{
     ComparisonParams, EmSession, LevelParams, MAX_LEVELS, Model, PROBABILITY_CLAMP, TfTable,
@@ -432,8 +432,9 @@ fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
             for run in part.chunk_by(|p, q| p.1 == q.1) {
                 let b = &records[run[0].1 as usize];
                 kept.fill(b);
+                let side = Side::of(b);
                 for &(i, _) in run {
-                    add(compare_kept(&records[i as usize], b, &kept));
+                    add(compare_kept(&records[i as usize], &side, &kept));
                 }
                 kept.clear(b);
             }
