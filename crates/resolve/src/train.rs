@@ -416,6 +416,12 @@ fn by_tile(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
 /// split over the machine's cores: this is nearly all the work of training,
 /// and the counts are sums, so the result does not depend on the split.
 fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
+    count_levels_grouped(records, pairs, records.len() < TOUCH_FROM)
+}
+
+/// [`count_levels`]; `grouped`: the pairs come grouped by their second
+/// record ([`by_second`]), whose tables are then built once for the group.
+fn count_levels_grouped(records: &[Prepared], pairs: &[(u32, u32)], grouped: bool) -> USample {
     let count = |part: &[(u32, u32)]| {
         // One more column for MISSING, so that each level is counted
         // without a branch; `present` is the sum of the others.
@@ -425,9 +431,7 @@ fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
                 row[usize::from(l).min(MAX_LEVELS)] += 1;
             }
         };
-        if records.len() < TOUCH_FROM {
-            // Grouped by the second record (`by_second`): its tables are
-            // built once for the group.
+        if grouped {
             let mut kept = Kept::new();
             for run in part.chunk_by(|p, q| p.1 == q.1) {
                 let b = &records[run[0].1 as usize];
@@ -909,6 +913,25 @@ pub(crate) mod tests {
         sorted.sort_unstable();
         tiled.sort_unstable();
         assert_eq!(tiled, sorted);
+    }
+
+    #[test]
+    fn both_ways_of_counting_levels_agree() {
+        // Below 50,000 records the pairs are counted grouped by their second
+        // record, above that as tiles with fetching ahead: same counts.
+        let (records, _) = population(600, 17);
+        let mut rng = StdRng::seed_from_u64(17);
+        let n = records.len();
+        let pairs: Vec<(u32, u32)> = (0..40_000)
+            .map(|_| (rng.random_range(0..n) as u32, rng.random_range(0..n) as u32))
+            .collect();
+        let grouped = count_levels_grouped(&records, &by_second(pairs.clone(), n), true);
+        let tiled = count_levels_grouped(&records, &by_tile(pairs, n), false);
+        assert_eq!(grouped.pairs, 40_000);
+        assert_eq!(
+            (grouped.pairs, grouped.counts, grouped.present),
+            (tiled.pairs, tiled.counts, tiled.present)
+        );
     }
 
     #[test]
