@@ -24,7 +24,9 @@ impl Letters {
         if !s.is_ascii() {
             return Letters::UNKNOWN;
         }
-        let mut counts = [0u8; 29];
+        // A class seen once goes to `once`, seen again to `twice`, and each
+        // later sighting counts in `extra`: no table of counts to clear and scan.
+        let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
         for &c in s {
             let class = match c {
                 b'a'..=b'z' => c - b'a',
@@ -32,13 +34,10 @@ impl Letters {
                 b'0'..=b'9' => 27,
                 _ => 28,
             };
-            counts[class as usize] = counts[class as usize].saturating_add(1);
-        }
-        let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
-        for (k, &n) in counts.iter().enumerate() {
-            once |= u64::from(n >= 1) << k;
-            twice |= u64::from(n >= 2) << k;
-            extra += u64::from(n.saturating_sub(2));
+            let bit = 1u64 << class;
+            extra += u64::from(twice & bit != 0);
+            twice |= once & bit;
+            once |= bit;
         }
         if extra >= 63 {
             return Letters::UNKNOWN;
@@ -661,6 +660,52 @@ mod tests {
             let p = Prepared::new(&attrs, &NormalizeOptions::default());
             let by_index: Vec<_> = (0..p.id_count()).map(|k| p.external_id(k)).collect();
             assert_eq!(by_index, p.external_ids().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn the_letter_summary_is_the_counts_summary() {
+        // The summary as defined: from each class's count.
+        let by_counts = |s: &[u8]| {
+            let mut counts = [0u64; 29];
+            for &c in s {
+                let class = match c {
+                    b'a'..=b'z' => c - b'a',
+                    b' ' => 26,
+                    b'0'..=b'9' => 27,
+                    _ => 28,
+                };
+                counts[usize::from(class)] += 1;
+            }
+            let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
+            for (k, &n) in counts.iter().enumerate() {
+                once |= u64::from(n >= 1) << k;
+                twice |= u64::from(n >= 2) << k;
+                extra += n.saturating_sub(2);
+            }
+            if extra >= 63 {
+                Letters::UNKNOWN
+            } else {
+                Letters(once | twice << 29 | extra << 58)
+            }
+        };
+        let mut seed = 7u64;
+        for _ in 0..5000 {
+            let n = (seed % 80) as usize;
+            let s: Vec<u8> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"aabcz 09-"[(seed >> 33) as usize % 9]
+                })
+                .collect();
+            assert_eq!(
+                Letters::of(&s),
+                by_counts(&s),
+                "{:?}",
+                String::from_utf8_lossy(&s)
+            );
         }
     }
 
