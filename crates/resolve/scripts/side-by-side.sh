@@ -13,6 +13,9 @@
 #                                 quote its figures from shared/peers/README.md,
 #                                 marked "quoted" in the table
 #   SKIP_PEERS=1                  kith alone
+#   KITH_BEFORE=PATH              also run another build of the febrl example (an
+#                                 earlier commit's) in the same interleaved runs, as
+#                                 "kith, earlier build": before and after under one load
 #   PEERS_PY                      the peers' python (default /tmp/peers-venv/bin/python;
 #                                 set up as shared/peers/README.md says)
 #   CARGO_TARGET_DIR              where kith is built (default target/)
@@ -46,6 +49,9 @@ for r in $(seq "$runs"); do
   echo "run $r of $runs" >&2
   for d in febrl4 febrl3; do
     timed "kith-$d-$r" "$kith/febrl" --dataset "$d"
+    if [ -n "${KITH_BEFORE:-}" ]; then
+      timed "before-$d-$r" "$KITH_BEFORE" --dataset "$d"
+    fi
     if [ -z "${SKIP_PEERS:-}" ]; then
       (cd "$peers" && timed "splink-$d-$r" "$py" splink_febrl.py --dataset "$d" --model full --u-max-pairs 1e6 --quiet)
     fi
@@ -73,9 +79,11 @@ def wall(t):
 def rss(t):
     return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
 datasets = ["febrl4", "febrl3"] + [f"scale_{n}" for n in sizes]
-names = {"kith": "kith", "splink": "Splink, full model", "rl": "recordlinkage 0.16, ECM"}
+names = {"kith": "kith", "before": "kith, earlier build (KITH_BEFORE)",
+         "splink": "Splink, full model", "rl": "recordlinkage 0.16, ECM"}
+tools = ["kith", "before", "splink", "rl"]
 rows = {}
-for tool in ["kith", "splink", "rl"]:
+for tool in tools:
     for d in datasets:
         res = []
         for r in range(1, runs + 1):
@@ -109,7 +117,7 @@ fmt = lambda v, f: "–" if v is None else format(v, f)
 print("| tool | data | pairwise F1 | precision | recall | cluster F1 | seconds, whole process | seconds, pipeline | peak MiB | runs |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for d in datasets:
-    for tool in ["kith", "splink", "rl"]:
+    for tool in tools:
         x = rows.get((tool, d))
         if not x:
             continue
@@ -119,12 +127,14 @@ for d in datasets:
               f"| {x['rss']:.0f} | {x['n']} |")
 print()
 for d in datasets:
-    k, s = rows.get(("kith", d)), rows.get(("splink", d))
-    if k and s:
+    for kt, label in [("kith", "kith"), ("before", "kith, earlier build")]:
+        k, s = rows.get((kt, d)), rows.get(("splink", d))
+        if not (k and s):
+            continue
         if s["quoted"]:
-            print(f"{d}: Splink (quoted) / kith, pipeline time {s['pipe'] / k['pipe']:.1f}x, "
+            print(f"{d}: Splink (quoted) / {label}, pipeline time {s['pipe'] / k['pipe']:.1f}x, "
                   f"peak memory {s['rss'] / k['rss']:.1f}x")
         else:
-            print(f"{d}: Splink / kith, whole-process time {s['wall'] / k['wall']:.1f}x, "
+            print(f"{d}: Splink / {label}, whole-process time {s['wall'] / k['wall']:.1f}x, "
                   f"pipeline time {s['pipe'] / k['pipe']:.1f}x, peak memory {s['rss'] / k['rss']:.1f}x")
 PY

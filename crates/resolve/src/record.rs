@@ -24,7 +24,9 @@ impl Letters {
         if !s.is_ascii() {
             return Letters::UNKNOWN;
         }
-        let mut counts = [0u8; 29];
+        // A class seen once goes to `once`, seen again to `twice`, and each
+        // later sighting counts in `extra`: no table of counts to clear and scan.
+        let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
         for &c in s {
             let class = match c {
                 b'a'..=b'z' => c - b'a',
@@ -32,13 +34,10 @@ impl Letters {
                 b'0'..=b'9' => 27,
                 _ => 28,
             };
-            counts[class as usize] = counts[class as usize].saturating_add(1);
-        }
-        let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
-        for (k, &n) in counts.iter().enumerate() {
-            once |= u64::from(n >= 1) << k;
-            twice |= u64::from(n >= 2) << k;
-            extra += u64::from(n.saturating_sub(2));
+            let bit = 1u64 << class;
+            extra += u64::from(twice & bit != 0);
+            twice |= once & bit;
+            once |= bit;
         }
         if extra >= 63 {
             return Letters::UNKNOWN;
@@ -99,7 +98,22 @@ impl<'a> TextRef<'a> {
 /// Byte equality without a call into `memcmp` (see [`TextRef::same`]).
 #[inline]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    if a.len() != b.len() {
+        return false;
+    }
+    // Eight to sixteen bytes (an id's name, many values) as two words,
+    // the first eight and the last eight, overlapping when fewer.
+    if let (Some(a0), Some(a1), Some(b0), Some(b1)) = (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) && a.len() <= 16
+    {
+        return u64::from_ne_bytes(*a0) == u64::from_ne_bytes(*b0)
+            && u64::from_ne_bytes(*a1) == u64::from_ne_bytes(*b1);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A folded name with what the comparisons need precomputed.
@@ -137,7 +151,7 @@ const FIELDS: usize = 9;
 impl Field {
     /// Where the field's letter summary is kept: only values compared by
     /// Jaro–Winkler have one.
-    fn letters_slot(self) -> Option<usize> {
+    pub(crate) fn letters_slot(self) -> Option<usize> {
         match self {
             Field::Given => Some(0),
             Field::Family => Some(1),
@@ -384,6 +398,30 @@ impl Prepared {
         })
     }
 
+    /// List item `k`.
+    #[inline]
+    fn item(&self, k: usize) -> &[u8] {
+        let start = match k.checked_sub(1) {
+            None => self.ends[FIELDS - 1] as usize,
+            Some(before) => self.list_ends[before] as usize,
+        };
+        &self.text[start..self.list_ends[k] as usize]
+    }
+
+    /// How many external ids the record carries.
+    #[inline]
+    pub(crate) fn id_count(&self) -> usize {
+        usize::from(self.ids)
+    }
+
+    /// External id `k` (below [`id_count`](Prepared::id_count)) as
+    /// [`external_ids`](Prepared::external_ids) gives it, without the iterators.
+    #[inline]
+    pub(crate) fn external_id(&self, k: usize) -> (&[u8], &[u8]) {
+        let name = usize::from(self.emails) + usize::from(self.phones) + 2 * k;
+        (self.item(name), self.item(name + 1))
+    }
+
     /// E-mail addresses, normalised, sorted, distinct.
     pub(crate) fn emails(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.items(0, self.emails)
@@ -593,6 +631,82 @@ mod tests {
         assert_eq!(q.value(Attribute::OrgName).as_deref(), Some("acme widgets"));
         assert!(q.touch_head() > 0 && q.touch_text() > 0);
         assert_eq!(q.heap_bytes(), q.text.len() + 4 * 7);
+    }
+
+    #[test]
+    fn word_equality_is_byte_equality() {
+        // Every length around the words' edges, equal and one byte apart.
+        for n in 0..=20usize {
+            let a: Vec<u8> = (0..n as u8).map(|k| b'a' + k).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for k in 0..n {
+                let mut b = a.clone();
+                b[k] = b'#';
+                assert!(!same_bytes(&a, &b), "{n} {k}");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    #[test]
+    fn external_ids_by_index_as_by_iterator() {
+        let attrs = IdentityAttrs {
+            emails: vec!["a@x.com".into()],
+            phones: vec!["+44 7700 900123".into()],
+            external_ids: BTreeMap::from([("a".into(), "1".into()), ("bb".into(), "22".into())]),
+            ..Default::default()
+        };
+        for attrs in [attrs, IdentityAttrs::default()] {
+            let p = Prepared::new(&attrs, &NormalizeOptions::default());
+            let by_index: Vec<_> = (0..p.id_count()).map(|k| p.external_id(k)).collect();
+            assert_eq!(by_index, p.external_ids().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn the_letter_summary_is_the_counts_summary() {
+        // The summary as defined: from each class's count.
+        let by_counts = |s: &[u8]| {
+            let mut counts = [0u64; 29];
+            for &c in s {
+                let class = match c {
+                    b'a'..=b'z' => c - b'a',
+                    b' ' => 26,
+                    b'0'..=b'9' => 27,
+                    _ => 28,
+                };
+                counts[usize::from(class)] += 1;
+            }
+            let (mut once, mut twice, mut extra) = (0u64, 0u64, 0u64);
+            for (k, &n) in counts.iter().enumerate() {
+                once |= u64::from(n >= 1) << k;
+                twice |= u64::from(n >= 2) << k;
+                extra += n.saturating_sub(2);
+            }
+            if extra >= 63 {
+                Letters::UNKNOWN
+            } else {
+                Letters(once | twice << 29 | extra << 58)
+            }
+        };
+        let mut seed = 7u64;
+        for _ in 0..5000 {
+            let n = (seed % 80) as usize;
+            let s: Vec<u8> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"aabcz 09-"[(seed >> 33) as usize % 9]
+                })
+                .collect();
+            assert_eq!(
+                Letters::of(&s),
+                by_counts(&s),
+                "{:?}",
+                String::from_utf8_lossy(&s)
+            );
+        }
     }
 
     #[test]

@@ -22,14 +22,14 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{BlockKey, BlockRule, Blocking, RuleBlocks, in_pieces, threads_for};
-use crate::compare::{Attribute, MISSING, N_ATTRIBUTES, Vector, compare};
+use crate::compare::{Attribute, Kept, MISSING, N_ATTRIBUTES, Side, Vector, compare, compare_kept};
 use crate::hash::FnvBuild;
 use crate::model::{
     ComparisonParams, EmSession, LevelParams, MAX_LEVELS, Model, PROBABILITY_CLAMP, TfTable,
     TrainingSummary,
 };
 use crate::record::Prepared;
-use crate::{LinkType, PIECE, TOUCH_BATCH, touch};
+use crate::{LinkType, PIECE, TOUCH_BATCH, TOUCH_FROM, touch};
 
 /// λ when the data cannot tell: one pair in ten thousand.
 pub const PRIOR_LAMBDA: f64 = 1e-4;
@@ -137,7 +137,19 @@ impl Model {
             records: records.len(),
             ..Default::default()
         };
-        let sample = sample_u(records, opts);
+        // Drawing the u sample's million pairs is one thread's work (one
+        // seeded sequence); the EM sessions' pairs do not depend on it, so
+        // they are blocked and compared meanwhile, and u is counted after.
+        let (sample, sessions) = std::thread::scope(|s| {
+            let drawn = s.spawn(|| u_pairs(records, opts));
+            let sessions: Vec<Session> = opts
+                .em_rules
+                .iter()
+                .map(|rule| Session::count(rule, records, opts))
+                .collect();
+            let pairs = drawn.join().expect("drawing pairs does not panic");
+            (count_levels(records, &pairs), sessions)
+        });
         summary.u_pairs = sample.pairs;
         let mut u = prior_table(prior_u);
         for a in Attribute::ALL {
@@ -157,29 +169,24 @@ impl Model {
         let mut m_sum = [[0.0; MAX_LEVELS]; N_ATTRIBUTES];
         let mut m_n = [0u32; N_ATTRIBUTES];
         let mut session_blocks = Vec::new();
-        for rule in &opts.em_rules {
-            let blocking = Blocking {
-                rules: vec![rule.clone()],
-                link_type: opts.link_type,
-                max_block: opts.max_block,
-            };
-            let (pairs, total) = session_pairs(&blocking, records, opts);
-            let excluded: Vec<Attribute> = rule
-                .keys
-                .iter()
-                .flat_map(|k| k.attributes().0.iter().copied())
-                .collect();
+        for Session {
+            rule,
+            total,
+            compared,
+            excluded,
+            patterns,
+        } in sessions
+        {
             let mut session = EmSession {
                 rule: rule.name(),
                 pairs: total,
-                compared: pairs.len() as u64,
+                compared,
                 iterations: 0,
                 converged: false,
                 lambda: 0.0,
                 estimated: Vec::new(),
             };
-            if total >= opts.min_pairs {
-                let patterns = count_patterns(records, &pairs, &excluded);
+            if let Some(patterns) = patterns {
                 let fit = em(&patterns, &u, &excluded, opts);
                 session.iterations = fit.iterations;
                 session.converged = fit.converged;
@@ -267,7 +274,52 @@ pub fn comparable_pairs(records: &[Prepared], link_type: LinkType) -> u64 {
     }
 }
 
+/// One EM session's rule and its pairs' comparison patterns, counted before
+/// u is known (EM itself needs u).
+struct Session {
+    rule: BlockRule,
+    /// Pairs the rule makes, and how many of them were compared.
+    total: u64,
+    compared: u64,
+    /// The rule's own attributes, not estimated in this session.
+    excluded: Vec<Attribute>,
+    /// None when the rule makes too few pairs to learn from.
+    patterns: Option<Vec<(Vector, u64)>>,
+}
+
+impl Session {
+    fn count(rule: &BlockRule, records: &[Prepared], opts: &TrainOptions) -> Session {
+        let blocking = Blocking {
+            rules: vec![rule.clone()],
+            link_type: opts.link_type,
+            max_block: opts.max_block,
+        };
+        let (pairs, total) = session_pairs(&blocking, records, opts);
+        let excluded: Vec<Attribute> = rule
+            .keys
+            .iter()
+            .flat_map(|k| k.attributes().0.iter().copied())
+            .collect();
+        let patterns =
+            (total >= opts.min_pairs).then(|| count_patterns(records, &pairs, &excluded));
+        Session {
+            rule: rule.clone(),
+            total,
+            compared: pairs.len() as u64,
+            excluded,
+            patterns,
+        }
+    }
+}
+
+#[cfg(test)]
 fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
+    count_levels(records, &u_pairs(records, opts))
+}
+
+/// The pairs compared for u: a seeded random sample of `u_max_pairs`, or
+/// every pair when there are no more than that.
+fn u_pairs(records: &[Prepared], opts: &TrainOptions) -> Vec<(u32, u32)> {
     let link_only = opts.link_type == LinkType::LinkOnly;
     let n = records.len();
     if comparable_pairs(records, opts.link_type) <= opts.u_max_pairs {
@@ -279,7 +331,7 @@ fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
                 }
             }
         }
-        return count_levels(records, &pairs);
+        return by_second(pairs, n);
     }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     // Records ordered by dataset, so "a record of another dataset" is a
@@ -309,7 +361,32 @@ fn sample_u(records: &[Prepared], opts: &TrainOptions) -> USample {
             (i as u32, j as u32)
         })
         .collect();
-    count_levels(records, &by_tile(pairs, n))
+    by_second(pairs, n)
+}
+
+/// The pairs in the order they are best compared in (the counts are sums,
+/// so the order changes nothing else): where the records sit in the
+/// processor's caches, grouped by their second record, whose Jaro–Winkler
+/// tables are then built once for the group ([`count_levels`]); above
+/// that, by tiles of both records ([`by_tile`]).
+fn by_second(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
+    if n >= TOUCH_FROM {
+        return by_tile(pairs, n);
+    }
+    let mut start = vec![0usize; n + 1];
+    for &(_, j) in &pairs {
+        start[j as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut out = vec![(0, 0); pairs.len()];
+    for p in pairs {
+        let slot = &mut start[p.1 as usize];
+        out[*slot] = p;
+        *slot += 1;
+    }
+    out
 }
 
 /// The pairs grouped by which stretch of records each side falls in, so that
@@ -339,20 +416,47 @@ fn by_tile(pairs: Vec<(u32, u32)>, n: usize) -> Vec<(u32, u32)> {
 /// split over the machine's cores: this is nearly all the work of training,
 /// and the counts are sums, so the result does not depend on the split.
 fn count_levels(records: &[Prepared], pairs: &[(u32, u32)]) -> USample {
+    count_levels_grouped(records, pairs, records.len() < TOUCH_FROM)
+}
+
+/// [`count_levels`]; `grouped`: the pairs come grouped by their second
+/// record ([`by_second`]), whose tables are then built once for the group.
+fn count_levels_grouped(records: &[Prepared], pairs: &[(u32, u32)], grouped: bool) -> USample {
     let count = |part: &[(u32, u32)]| {
-        let mut s = USample::default();
-        for batch in part.chunks(TOUCH_BATCH) {
-            touch(records, batch);
-            for &(i, j) in batch {
-                let v = compare(&records[i as usize], &records[j as usize]);
-                s.pairs += 1;
-                for (k, &l) in v.iter().enumerate() {
-                    if l != MISSING {
-                        s.counts[k][l as usize] += 1;
-                        s.present[k] += 1;
-                    }
+        // One more column for MISSING, so that each level is counted
+        // without a branch; `present` is the sum of the others.
+        let mut tally = [[0u64; MAX_LEVELS + 1]; N_ATTRIBUTES];
+        let mut add = |v: Vector| {
+            for (row, &l) in tally.iter_mut().zip(&v) {
+                row[usize::from(l).min(MAX_LEVELS)] += 1;
+            }
+        };
+        if grouped {
+            let mut kept = Kept::new();
+            for run in part.chunk_by(|p, q| p.1 == q.1) {
+                let b = &records[run[0].1 as usize];
+                kept.fill(b);
+                let side = Side::of(b);
+                for &(i, _) in run {
+                    add(compare_kept(&records[i as usize], &side, &kept));
+                }
+                kept.clear(b);
+            }
+        } else {
+            for batch in part.chunks(TOUCH_BATCH) {
+                touch(records, batch);
+                for &(i, j) in batch {
+                    add(compare(&records[i as usize], &records[j as usize]));
                 }
             }
+        }
+        let mut s = USample {
+            pairs: part.len() as u64,
+            ..Default::default()
+        };
+        for (k, row) in tally.iter().enumerate() {
+            s.counts[k].copy_from_slice(&row[..MAX_LEVELS]);
+            s.present[k] = row[..MAX_LEVELS].iter().sum();
         }
         s
     };
@@ -809,6 +913,40 @@ pub(crate) mod tests {
         sorted.sort_unstable();
         tiled.sort_unstable();
         assert_eq!(tiled, sorted);
+    }
+
+    #[test]
+    fn both_ways_of_counting_levels_agree() {
+        // Below 50,000 records the pairs are counted grouped by their second
+        // record, above that as tiles with fetching ahead: same counts.
+        let (records, _) = population(600, 17);
+        let mut rng = StdRng::seed_from_u64(17);
+        let n = records.len();
+        let pairs: Vec<(u32, u32)> = (0..40_000)
+            .map(|_| (rng.random_range(0..n) as u32, rng.random_range(0..n) as u32))
+            .collect();
+        let grouped = count_levels_grouped(&records, &by_second(pairs.clone(), n), true);
+        let tiled = count_levels_grouped(&records, &by_tile(pairs, n), false);
+        assert_eq!(grouped.pairs, 40_000);
+        assert_eq!(
+            (grouped.pairs, grouped.counts, grouped.present),
+            (tiled.pairs, tiled.counts, tiled.present)
+        );
+    }
+
+    #[test]
+    fn grouping_by_second_record_keeps_every_pair() {
+        let mut rng = StdRng::seed_from_u64(16);
+        let n = 3000;
+        let pairs: Vec<(u32, u32)> = (0..50_000)
+            .map(|_| (rng.random_range(0..n), rng.random_range(0..n)))
+            .collect();
+        let grouped = by_second(pairs.clone(), n as usize);
+        assert!(grouped.windows(2).all(|w| w[0].1 <= w[1].1));
+        let (mut a, mut b) = (grouped, pairs);
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
     }
 
     #[test]

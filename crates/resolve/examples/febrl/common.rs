@@ -30,7 +30,7 @@ pub struct Dataset {
 
 /// Loads `febrl4` (A and B, link only) or `febrl3` (dedupe), keeping records
 /// whose `rec_id` passes `keep` and the true pairs between kept records.
-pub fn load(dir: &Path, name: &str, keep: impl Fn(&str) -> bool) -> Result<Dataset, String> {
+pub fn load(dir: &Path, name: &str, keep: impl Fn(&str) -> bool + Sync) -> Result<Dataset, String> {
     let (files, truth, link_type): (&[&str], &str, LinkType) = match name {
         "febrl4" => (
             &["febrl4_a.csv", "febrl4_b.csv"],
@@ -40,26 +40,44 @@ pub fn load(dir: &Path, name: &str, keep: impl Fn(&str) -> bool) -> Result<Datas
         "febrl3" => (&["febrl3.csv"], "febrl3_truth.csv", LinkType::Dedupe),
         _ => return Err(format!("unknown dataset {name:?}: febrl4 or febrl3")),
     };
-    let mut records = Vec::new();
-    for (d, file) in files.iter().enumerate() {
-        let text = read(&dir.join(file))?;
+    let texts: Vec<String> = files
+        .iter()
+        .map(|file| read(&dir.join(file)))
+        .collect::<Result<_, _>>()?;
+    // Each file's header, and every row with the dataset it belongs to.
+    let mut headers: Vec<Vec<&str>> = Vec::new();
+    let mut rows: Vec<(u16, &str)> = Vec::new();
+    for (d, text) in texts.iter().enumerate() {
         let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-        for line in lines.filter(|l| !l.is_empty()) {
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let row = Row {
-                header: &header,
-                fields,
-            };
-            if keep(row.get("rec_id").unwrap_or_default()) {
-                records.push((
-                    row.get("rec_id").unwrap_or_default().to_string(),
-                    d as u16,
-                    attrs(&row),
-                ));
-            }
-        }
+        headers.push(lines.next().unwrap_or_default().split(',').collect());
+        rows.extend(lines.filter(|l| !l.is_empty()).map(|l| (d as u16, l)));
     }
+    let parse = |part: &[(u16, &str)]| -> Vec<(String, u16, IdentityAttrs)> {
+        part.iter()
+            .filter_map(|&(d, line)| {
+                let row = Row {
+                    header: &headers[usize::from(d)],
+                    fields: line.split(',').map(str::trim).collect(),
+                };
+                let id = row.get("rec_id").unwrap_or_default();
+                keep(id).then(|| (id.to_string(), d, attrs(&row)))
+            })
+            .collect()
+    };
+    // The rows are parsed on every core, in file order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = rows.len().div_ceil(threads).max(1);
+    let parse = &parse;
+    let records: Vec<(String, u16, IdentityAttrs)> = std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks(per_thread)
+            .map(|part| s.spawn(move || parse(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("parsing a row does not panic"))
+            .collect()
+    });
     let kept: HashSet<&str> = records.iter().map(|(id, _, _)| id.as_str()).collect();
     let truth = read(&dir.join(truth))?
         .lines()
@@ -154,9 +172,21 @@ pub fn pairwise(
     truth: &HashSet<(String, String)>,
     threshold: f64,
 ) -> BTreeMap<&'static str, f64> {
+    // The truth as pairs of record indices: a lookup without building two
+    // strings per scored pair.
+    let index: HashMap<&str, u32> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i as u32))
+        .collect();
+    let truth_pairs: HashSet<(u32, u32)> = truth
+        .iter()
+        .filter_map(|(a, b)| Some((*index.get(a.as_str())?, *index.get(b.as_str())?)))
+        .map(|(i, j)| (i.min(j), i.max(j)))
+        .collect();
     let is_true: Vec<bool> = scored
         .iter()
-        .map(|&(i, j, _)| truth.contains(&canon(&ids[i as usize], &ids[j as usize])))
+        .map(|&(i, j, _)| truth_pairs.contains(&(i.min(j), i.max(j))))
         .collect();
     let n_true = truth.len() as u64;
     let sel: Vec<bool> = scored.iter().map(|e| e.2 >= threshold).collect();
@@ -276,6 +306,28 @@ pub fn blocking(link_type: LinkType) -> Blocking {
     }
 }
 
+/// Prepares the records, shared out among the machine's cores in file order.
+fn prepare(records: &[(String, u16, IdentityAttrs)], opts: &NormalizeOptions) -> Vec<Prepared> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(_, d, a)| Prepared::new(a, opts).with_dataset(*d))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("preparing a record does not panic"))
+            .collect()
+    })
+}
+
 /// Prepares, trains, blocks, scores and clusters, timing each phase.
 pub fn run(ds: &Dataset, u_max_pairs: u64, threshold: f64, guard: bool) -> Run {
     let mut seconds = BTreeMap::new();
@@ -288,24 +340,29 @@ pub fn run(ds: &Dataset, u_max_pairs: u64, threshold: f64, guard: bool) -> Run {
         default_region: "AU".into(),
         ..Default::default()
     };
-    let records: Vec<Prepared> = ds
-        .records
-        .iter()
-        .map(|(_, d, a)| Prepared::new(a, &opts).with_dataset(*d))
-        .collect();
+    let records = prepare(&ds.records, &opts);
     lap("prepare_s");
-    let model = Model::train(
-        &records,
-        &TrainOptions {
-            link_type: ds.link_type,
-            u_max_pairs,
-            threshold,
-            ..Default::default()
-        },
-    );
+    // Blocking needs no model: it runs beside training, which leaves a
+    // core idle while it draws the u sample's pairs. `block_s` is the
+    // blocking thread's own time, within `train_s`.
+    let (model, (pairs, report, block_s)) = std::thread::scope(|s| {
+        let blocked = s.spawn(|| {
+            let t = Instant::now();
+            let (pairs, report) = blocking(ds.link_type).candidate_pairs(&records);
+            (pairs, report, t.elapsed().as_secs_f64())
+        });
+        let model = Model::train(
+            &records,
+            &TrainOptions {
+                link_type: ds.link_type,
+                u_max_pairs,
+                threshold,
+                ..Default::default()
+            },
+        );
+        (model, blocked.join().expect("blocking does not panic"))
+    });
     lap("train_s");
-    let (pairs, report) = blocking(ds.link_type).candidate_pairs(&records);
-    lap("block_s");
     let scored = kith_resolve::score_pairs(&model, &records, &pairs);
     lap("score_s");
     let labels = kith_resolve::cluster(
@@ -318,6 +375,7 @@ pub fn run(ds: &Dataset, u_max_pairs: u64, threshold: f64, guard: bool) -> Run {
         },
     );
     lap("cluster_s");
+    seconds.insert("block_s", block_s);
     Run {
         model,
         report,
