@@ -257,19 +257,26 @@ pub async fn run(args: LinkArgs) -> Result<()> {
     let t = Instant::now();
     let first = hub.sync(SyncOptions::default(), &()).await?;
     let first_sync = t.elapsed().as_secs_f64();
+    let peak_sync = rss_mib("VmHWM");
     let t = Instant::now();
     let model = hub.train(&kith_resolve::TrainOptions::default()).await?;
     let train = t.elapsed().as_secs_f64();
+    let peak_train = rss_mib("VmHWM");
     hub.set_model(model);
     let t = Instant::now();
     let full = hub.link(&()).await?;
     let full_link = t.elapsed().as_secs_f64();
+    let peak_link = rss_mib("VmHWM");
     let rss_before = rss_mib("VmRSS");
     hub.link_incrementally(true);
     let t = Instant::now();
     hub.link(&()).await?;
     let full_and_index = t.elapsed().as_secs_f64();
     let rss_after = rss_mib("VmRSS");
+    println!(
+        "\npeak resident memory after the first sync {peak_sync:.0} MiB, after training \
+         {peak_train:.0} MiB, after the full link {peak_link:.0} MiB"
+    );
     println!(
         "\n{} records, {} parties; first sync (read + store + exact links) {first_sync:.1} s, \
          training {train:.1} s; a full link with the model {full_link:.2} s, \

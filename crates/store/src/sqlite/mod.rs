@@ -300,32 +300,46 @@ impl HubStore for SqliteStore {
     }
 
     async fn records(&self) -> Result<Vec<StoredRecord>> {
+        use futures::TryStreamExt as _;
+        // Streamed, row by row: a million rows held at once as sqlx rows
+        // would cost several times the records made of them.
         let mut tx = self.read().await?;
-        let rows = sqlx::query(
-            "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
-             r.first_seen, r.last_seen, l.party_id, l.rule, l.evidence FROM records r \
-             LEFT JOIN links l ON l.source = r.source AND l.key = r.key \
-             ORDER BY r.source, r.key",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("read records")?;
-        let id_rows = sqlx::query(
-            "SELECT source, key, identifier FROM identifiers ORDER BY source, key, identifier",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("read identifiers")?;
+        let mut identifiers: HashMap<(String, String), Vec<String>> = HashMap::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT source, key, identifier FROM identifiers ORDER BY source, key, identifier",
+            )
+            .fetch(&mut *tx);
+            const W: &str = "identifiers";
+            while let Some(row) = rows.try_next().await.ctx("read identifiers")? {
+                identifiers
+                    .entry((get(&row, "source", W)?, get(&row, "key", W)?))
+                    .or_default()
+                    .push(get(&row, "identifier", W)?);
+            }
+        }
+        let mut out = Vec::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
+                 r.first_seen, r.last_seen, l.party_id, l.rule, l.evidence FROM records r \
+                 LEFT JOIN links l ON l.source = r.source AND l.key = r.key \
+                 ORDER BY r.source, r.key",
+            )
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.ctx("read records")? {
+                let k: (String, String) = (
+                    get(&row, "source", "records")?,
+                    get(&row, "key", "records")?,
+                );
+                out.push(stored_record(
+                    &row,
+                    identifiers.remove(&k).unwrap_or_default(),
+                )?);
+            }
+        }
         tx.commit().await.ctx("end read")?;
-
-        let mut identifiers = by_record(&id_rows)?;
-        rows.iter()
-            .map(|row| {
-                let k: (String, String) =
-                    (get(row, "source", "records")?, get(row, "key", "records")?);
-                stored_record(row, identifiers.remove(&k).unwrap_or_default())
-            })
-            .collect()
+        Ok(out)
     }
 
     async fn record_keys(&self, source: &str) -> Result<Vec<String>> {
