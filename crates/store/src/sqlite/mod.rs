@@ -126,19 +126,29 @@ fn relationship_row(row: &impl Cols) -> Result<Relationship> {
     })
 }
 
+/// A link and its record from a row of [`stmt::PARTY_RECORDS`].
+fn party_record(row: &impl Cols) -> Result<(Link, StoredRecord)> {
+    let identifiers: Vec<String> = from_json(
+        &get::<String>(row, "identifiers", "identifiers")?,
+        "identifiers",
+    )?;
+    Ok((link_row(row)?, stored_record(row, identifiers)?))
+}
+
 /// The statements both drivers run (`read.rs` runs them on the calling thread).
 mod stmt {
     pub(super) const PARTY: &str =
         "SELECT id, kind, created_at, founding_source, founding_key FROM parties WHERE id = ?1";
     pub(super) const REDIRECT: &str = "SELECT to_id FROM party_redirects WHERE from_id = ?1";
+    /// A party's links with their records, and each record's identifiers
+    /// (sorted, as a JSON array) in the same statement.
     pub(super) const PARTY_RECORDS: &str = "SELECT r.source, r.key, r.kind, r.relation, r.attrs, \
          r.cursor, r.updated_at, r.first_seen, r.last_seen, l.party_id, l.rule, l.score, \
-         l.evidence, l.linked_at \
+         l.evidence, l.linked_at, \
+         (SELECT json_group_array(i.identifier ORDER BY i.identifier) FROM identifiers i \
+          WHERE i.source = r.source AND i.key = r.key) AS identifiers \
          FROM links l JOIN records r ON r.source = l.source AND r.key = l.key \
          WHERE l.party_id = ?1 ORDER BY r.source, r.key";
-    pub(super) const PARTY_IDENTIFIERS: &str = "SELECT i.source, i.key, i.identifier \
-         FROM identifiers i JOIN links l ON l.source = i.source AND l.key = i.key \
-         WHERE l.party_id = ?1 ORDER BY i.source, i.key, i.identifier";
     pub(super) const RELATIONSHIPS: &str = "SELECT from_id, to_id, kind, evidence FROM relationships \
          WHERE from_id IN (?1, ?2) OR to_id IN (?1, ?2) ORDER BY rowid";
     pub(super) const FILE_INDEX_STAMP: &str = "SELECT size, modified_ns FROM file_index_stamps \
@@ -542,18 +552,10 @@ impl HubStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .ctx("read party records")?;
-        let id_rows = sqlx::query(stmt::PARTY_IDENTIFIERS)
-            .bind(&id)
-            .fetch_all(&mut *tx)
-            .await
-            .ctx("read party identifiers")?;
         tx.commit().await.ctx("end read")?;
-        let mut identifiers = by_record(&id_rows)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let k: (String, String) = (get(row, "source", "records")?, get(row, "key", "records")?);
-            let ids = identifiers.remove(&k).unwrap_or_default();
-            out.push((link_row(row)?, stored_record(row, ids)?));
+            out.push(party_record(row)?);
         }
         Ok(Some((party_row(&party)?, out)))
     }

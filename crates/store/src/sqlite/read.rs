@@ -29,8 +29,8 @@ use kith_model::{Contribution, FileStamp, Link, Party, Relationship};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
 use super::codec::to_u64;
-use super::sql::{MAX_PARAMS, MAX_REDIRECT_HOPS, get, link_row, party_row, stored_record};
-use super::{CONTRIBUTIONS, contribution_row, relationship_row, stmt};
+use super::sql::{MAX_PARAMS, MAX_REDIRECT_HOPS, get, party_row};
+use super::{CONTRIBUTIONS, contribution_row, party_record, relationship_row, stmt};
 use crate::{Error, Result, StoredRecord};
 
 /// A party with its links and their records.
@@ -102,8 +102,9 @@ impl Readers {
         self.idle().clear();
     }
 
-    /// Runs `f` in one read transaction on an idle connection (or a new one).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on an idle connection (or a new one), outside a transaction:
+    /// for a single statement, which is a snapshot of its own.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Query {
                 context: "begin read transaction",
@@ -111,22 +112,38 @@ impl Readers {
             });
         }
         let taken = self.idle().pop();
-        let mut conn = match taken {
+        let conn = match taken {
             Some(c) => c,
             None => self.connect()?,
         };
-        let out = (|| {
-            let tx = conn
-                .transaction()
-                .map_err(|e| Error::read("begin read transaction", e))?;
-            let out = f(&tx)?;
-            tx.commit().map_err(|e| Error::read("end read", e))?;
-            Ok(out)
-        })();
-        // After an error the transaction was rolled back when dropped: the
-        // connection is clean again.
-        self.give_back(conn);
+        let out = f(&conn);
+        // Only a connection outside any transaction goes back (a panic in
+        // `f` drops it instead).
+        if conn.is_autocommit() {
+            self.give_back(conn);
+        }
         out
+    }
+
+    /// Runs `f` in one read transaction. BEGIN and COMMIT are prepared once
+    /// per connection, like the reads (rusqlite's `transaction()` parses them
+    /// on every call).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_conn(|conn| {
+            exec(conn, "BEGIN", "begin read transaction")?;
+            match f(conn) {
+                Ok(out) => {
+                    exec(conn, "COMMIT", "end read")?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    // If this fails too the connection stays in its
+                    // transaction and is closed rather than reused.
+                    let _ = exec(conn, "ROLLBACK", "end read");
+                    Err(e)
+                }
+            }
+        })
     }
 
     pub(super) fn party_records(&self, id: &str) -> Result<Option<PartyRecords>> {
@@ -142,23 +159,6 @@ impl Readers {
             let party = party_row(row)?;
             drop(rows);
 
-            let mut identifiers: HashMap<(String, String), Vec<String>> = HashMap::new();
-            let mut q = prepare(conn, stmt::PARTY_IDENTIFIERS)?;
-            let mut rows = q
-                .query(params![id])
-                .map_err(|e| Error::read("read party identifiers", e))?;
-            const W: &str = "identifiers";
-            while let Some(row) = rows
-                .next()
-                .map_err(|e| Error::read("read party identifiers", e))?
-            {
-                identifiers
-                    .entry((get(row, "source", W)?, get(row, "key", W)?))
-                    .or_default()
-                    .push(get(row, "identifier", W)?);
-            }
-            drop(rows);
-
             let mut out = Vec::new();
             let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
             let mut rows = q
@@ -168,10 +168,7 @@ impl Readers {
                 .next()
                 .map_err(|e| Error::read("read party records", e))?
             {
-                let k: (String, String) =
-                    (get(row, "source", "records")?, get(row, "key", "records")?);
-                let ids = identifiers.remove(&k).unwrap_or_default();
-                out.push((link_row(row)?, stored_record(row, ids)?));
+                out.push(party_record(row)?);
             }
             Ok(Some((party, out)))
         })
@@ -229,7 +226,7 @@ impl Readers {
     }
 
     pub(super) fn file_index_stamp(&self, source: &str, index: &str) -> Result<Option<FileStamp>> {
-        self.read(|conn| {
+        self.with_conn(|conn| {
             const W: &str = "file_index_stamps";
             let mut q = prepare(conn, stmt::FILE_INDEX_STAMP)?;
             let mut rows = q
@@ -279,6 +276,13 @@ impl Readers {
             Ok(found)
         })
     }
+}
+
+fn exec(conn: &Connection, sql: &str, context: &'static str) -> Result<()> {
+    prepare(conn, sql)?
+        .execute([])
+        .map_err(|e| Error::read(context, e))?;
+    Ok(())
 }
 
 fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatement<'c>> {
