@@ -102,9 +102,9 @@ impl From<kith_store::Error> for ApiError {
             kith_store::Error::Conflict(m) => ApiError::Status(StatusCode::CONFLICT, m),
             // Open and query failures are the store being away (locked,
             // gone, out of space); the rest mean a damaged or newer store.
-            e @ (kith_store::Error::Open { .. } | kith_store::Error::Query { .. }) => {
-                ApiError::unavailable(e)
-            }
+            e @ (kith_store::Error::Open { .. }
+            | kith_store::Error::Query { .. }
+            | kith_store::Error::Read { .. }) => ApiError::unavailable(e),
             e => ApiError::internal(e),
         }
     }

@@ -33,6 +33,14 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// A read made on the calling thread failed (the same as [`Error::Query`],
+    /// from the store's other SQLite driver).
+    #[error("hub store: {context}: {source}")]
+    Read {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Stored data could not be decoded: the store was written by something else or is damaged.
     #[error("hub store holds unreadable data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -45,6 +53,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn read(context: &'static str, source: rusqlite::Error) -> Self {
+        Error::Read {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
 
 /// Adds a context to sqlx errors at the call site.
 pub(crate) trait QueryContext<T> {

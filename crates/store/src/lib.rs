@@ -212,13 +212,14 @@ pub trait HubStore: Send + Sync {
     async fn create_parties(&self, parties: &[Party]) -> Result<()>;
     /// The party with this id, following merge redirects (chains too) to the surviving one.
     async fn party(&self, id: &PartyId) -> Result<Option<Party>>;
-    /// Every party that has not been merged into another, sorted by id.
-    /// A party (through redirects) with its links and their records, in one
-    /// read: what a view needs before it asks the sources.
+    /// A party (through redirects) with its links and their records (each
+    /// with its identifiers), sorted by record, in one read: what a view needs
+    /// before it asks the sources.
     async fn party_records(
         &self,
         id: &PartyId,
     ) -> Result<Option<(Party, Vec<(Link, StoredRecord)>)>>;
+    /// Every party that has not been merged into another, sorted by id.
     async fn parties(&self) -> Result<Vec<Party>>;
     /// Records that `from` was merged into `to`: `party(from)` answers `to` from now on.
     ///

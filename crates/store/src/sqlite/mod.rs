@@ -19,11 +19,13 @@ mod access;
 mod changes;
 mod codec;
 mod migrate;
+mod read;
 mod sql;
 mod upsert;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,9 +40,10 @@ use self::codec::{
     anchor_key, from_json, from_opt_json, opt_ts, parse_opt_ts, parse_ts, suppression_from_row,
     suppression_row, to_i64, to_json, to_u64, ts,
 };
+use self::read::Readers;
 use self::sql::{
-    MAX_PARAMS, MAX_REDIRECT_HOPS, delete_refs, get, link_row, numbered, party_exists, party_row,
-    query, redirect_of, resolve, stored_record, tuples,
+    Cols, MAX_PARAMS, MAX_REDIRECT_HOPS, delete_refs, get, link_row, numbered, party_exists,
+    party_row, query, redirect_of, resolve, stored_record, tuples,
 };
 use self::upsert::{UPSERT_CHUNK, upsert_chunk};
 use crate::error::QueryContext;
@@ -51,30 +54,16 @@ use crate::{
     UpsertCounts,
 };
 
-/// `(source, key, identifier)` rows grouped by record.
-fn by_record(rows: &[sqlx::sqlite::SqliteRow]) -> Result<HashMap<(String, String), Vec<String>>> {
-    const W: &str = "identifiers";
-    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for row in rows {
-        out.entry((get(row, "source", W)?, get(row, "key", W)?))
-            .or_default()
-            .push(get(row, "identifier", W)?);
-    }
-    Ok(out)
-}
-
 /// Contributions from their rows, each party resolved through redirects
-/// (once per distinct id). Columns: id, party_id, anchor, kind, attribute,
-/// value, author, created_at.
+/// (once per distinct id). Columns: those of [`contribution_row`].
 async fn contribution_rows(
     conn: &mut sqlx::SqliteConnection,
     rows: &[sqlx::sqlite::SqliteRow],
 ) -> Result<Vec<Contribution>> {
-    const W: &str = "contributions";
     let mut resolved: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let party: String = get(row, "party_id", W)?;
+        let party: String = get(row, "party_id", CONTRIBUTIONS)?;
         let party = match resolved.get(&party) {
             Some(p) => p.clone(),
             None => {
@@ -83,22 +72,94 @@ async fn contribution_rows(
                 p
             }
         };
-        let kind: String = get(row, "kind", W)?;
-        out.push(Contribution {
-            id: get(row, "id", W)?,
-            party: PartyId::from_stored(party),
-            anchor: from_json(&get::<String>(row, "anchor", W)?, W)?,
-            kind: ContributionKind::parse(&kind).ok_or_else(|| Error::Corrupt {
-                what: W,
-                detail: format!("kind {kind:?}"),
-            })?,
-            attribute: get(row, "attribute", W)?,
-            value: from_json(&get::<String>(row, "value", W)?, W)?,
-            by: get(row, "author", W)?,
-            created_at: parse_ts(&get::<String>(row, "created_at", W)?, W)?,
-        });
+        out.push(contribution_row(row, party)?);
     }
     Ok(out)
+}
+
+const CONTRIBUTIONS: &str = "contributions";
+
+/// A contribution of `party` (already resolved) from its row. Columns: id,
+/// party_id, anchor, kind, attribute, value, author, created_at.
+fn contribution_row(row: &impl Cols, party: String) -> Result<Contribution> {
+    const W: &str = CONTRIBUTIONS;
+    let kind: String = get(row, "kind", W)?;
+    Ok(Contribution {
+        id: get(row, "id", W)?,
+        party: PartyId::from_stored(party),
+        anchor: from_json(&get::<String>(row, "anchor", W)?, W)?,
+        kind: ContributionKind::parse(&kind).ok_or_else(|| Error::Corrupt {
+            what: W,
+            detail: format!("kind {kind:?}"),
+        })?,
+        attribute: get(row, "attribute", W)?,
+        value: from_json(&get::<String>(row, "value", W)?, W)?,
+        by: get(row, "author", W)?,
+        created_at: parse_ts(&get::<String>(row, "created_at", W)?, W)?,
+    })
+}
+
+/// Columns: from_id, to_id, kind, evidence.
+fn relationship_row(row: &impl Cols) -> Result<Relationship> {
+    const W: &str = "relationships";
+    let kind: String = get(row, "kind", W)?;
+    Ok(Relationship {
+        from: PartyId::from_stored(get::<String>(row, "from_id", W)?),
+        to: PartyId::from_stored(get::<String>(row, "to_id", W)?),
+        kind: RelationKind::parse(&kind).ok_or_else(|| Error::Corrupt {
+            what: W,
+            detail: format!("kind {kind:?}"),
+        })?,
+        evidence: get(row, "evidence", W)?,
+    })
+}
+
+/// A link and its record from a row of [`stmt::PARTY_RECORDS`].
+fn party_record(row: &impl Cols) -> Result<(Link, StoredRecord)> {
+    let identifiers: Vec<String> = from_json(
+        &get::<String>(row, "identifiers", "identifiers")?,
+        "identifiers",
+    )?;
+    Ok((link_row(row)?, stored_record(row, identifiers)?))
+}
+
+/// The statements both drivers run (`read.rs` runs them on the calling thread).
+mod stmt {
+    pub(super) const PARTY: &str =
+        "SELECT id, kind, created_at, founding_source, founding_key FROM parties WHERE id = ?1";
+    pub(super) const REDIRECT: &str = "SELECT to_id FROM party_redirects WHERE from_id = ?1";
+    /// A party's links with their records, and each record's identifiers
+    /// (sorted, as a JSON array) in the same statement.
+    pub(super) const PARTY_RECORDS: &str = "SELECT r.source, r.key, r.kind, r.relation, r.attrs, \
+         r.cursor, r.updated_at, r.first_seen, r.last_seen, l.party_id, l.rule, l.score, \
+         l.evidence, l.linked_at, \
+         (SELECT json_group_array(i.identifier ORDER BY i.identifier) FROM identifiers i \
+          WHERE i.source = r.source AND i.key = r.key) AS identifiers \
+         FROM links l JOIN records r ON r.source = l.source AND r.key = l.key \
+         WHERE l.party_id = ?1 ORDER BY r.source, r.key";
+    pub(super) const RELATIONSHIPS: &str = "SELECT from_id, to_id, kind, evidence FROM relationships \
+         WHERE from_id IN (?1, ?2) OR to_id IN (?1, ?2) ORDER BY rowid";
+    pub(super) const FILE_INDEX_STAMP: &str = "SELECT size, modified_ns FROM file_index_stamps \
+         WHERE source = ?1 AND index_name = ?2";
+
+    /// Contributions anchored to any of `n` anchor keys (`?1` …).
+    pub(super) fn contributions(n: usize) -> String {
+        format!(
+            "SELECT id, party_id, anchor, kind, attribute, value, author, created_at \
+             FROM contributions WHERE anchor_key IN ({})",
+            super::numbered(1, n)
+        )
+    }
+
+    /// Offsets of `n` keys (`?3` …) of index `?2` of source `?1`.
+    pub(super) fn file_index_offsets(n: usize) -> String {
+        format!(
+            "SELECT key, byte_offset FROM file_index_entries \
+             WHERE source = ?1 AND index_name = ?2 AND key IN ({}) \
+             ORDER BY key, byte_offset",
+            super::numbered(3, n)
+        )
+    }
 }
 
 /// A pair in the order the review table keeps it.
@@ -108,12 +169,23 @@ fn ordered<'a>(a: &'a RecordRef, b: &'a RecordRef) -> (&'a RecordRef, &'a Record
 
 /// The embedded [`HubStore`]: a single SQLite file in WAL mode.
 ///
-/// Cloning is cheap and shares the connection pool.
+/// Writes and most reads go through an sqlx pool. The reads every view and
+/// every file-source lookup makes (a party with its records, contributions,
+/// relationships, file index stamps and offsets) run on the calling thread
+/// through rusqlite connections to the same file instead, one transaction
+/// each: see `read.rs`.
+///
+/// Cloning is cheap and shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Calling-thread readers of the file (`None` in memory).
+    readers: Option<Arc<Readers>>,
     target: String,
 }
+
+/// How long a connection waits for a lock before it reports the store busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SqliteStore {
     /// The schema version this build of kith creates and understands.
@@ -135,7 +207,7 @@ impl SqliteStore {
             // must survive a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             // A local file does not go away between uses: skip the ping per acquire.
             .test_before_acquire(false)
@@ -148,7 +220,10 @@ impl SqliteStore {
                 target: target.clone(),
                 source,
             })?;
-        Self::start(pool, target).await
+        let mut store = Self::start(pool, target).await?;
+        // After the migration, so the readers see the schema they read.
+        store.readers = Some(Arc::new(Readers::open(path, BUSY_TIMEOUT)?));
+        Ok(store)
     }
 
     /// A private store in memory, gone when the last clone is dropped. For tests and demos.
@@ -178,11 +253,18 @@ impl SqliteStore {
     async fn start(pool: SqlitePool, target: String) -> Result<Self> {
         let version = migrate::migrate(&pool, &target).await?;
         tracing::debug!(target: "kith_store", store = %target, version, "hub store open");
-        Ok(SqliteStore { pool, target })
+        Ok(SqliteStore {
+            pool,
+            readers: None,
+            target,
+        })
     }
 
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
+        if let Some(r) = &self.readers {
+            r.close();
+        }
         self.pool.close().await;
     }
 
@@ -453,45 +535,29 @@ impl HubStore for SqliteStore {
     ) -> Result<Option<(Party, Vec<(Link, StoredRecord)>)>> {
         // One read transaction for what a view needs before its fan-out: a
         // call per record would cost a round trip to SQLite's worker each.
+        if let Some(r) = &self.readers {
+            return r.party_records(id.as_str());
+        }
         let mut tx = self.read().await?;
         let id = resolve(&mut tx, id.as_str()).await?;
-        let party = sqlx::query(
-            "SELECT id, kind, created_at, founding_source, founding_key FROM parties WHERE id = ?",
-        )
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await
-        .ctx("read party")?;
+        let party = sqlx::query(stmt::PARTY)
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("read party")?;
         let Some(party) = party else {
             tx.commit().await.ctx("end read")?;
             return Ok(None);
         };
-        let rows = sqlx::query(
-            "SELECT r.source, r.key, r.kind, r.relation, r.attrs, r.cursor, r.updated_at, \
-             r.first_seen, r.last_seen, l.party_id, l.rule, l.score, l.evidence, l.linked_at \
-             FROM links l JOIN records r ON r.source = l.source AND r.key = l.key \
-             WHERE l.party_id = ? ORDER BY r.source, r.key",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("read party records")?;
-        let id_rows = sqlx::query(
-            "SELECT i.source, i.key, i.identifier FROM identifiers i \
-             JOIN links l ON l.source = i.source AND l.key = i.key \
-             WHERE l.party_id = ? ORDER BY i.source, i.key, i.identifier",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("read party identifiers")?;
+        let rows = sqlx::query(stmt::PARTY_RECORDS)
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await
+            .ctx("read party records")?;
         tx.commit().await.ctx("end read")?;
-        let mut identifiers = by_record(&id_rows)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let k: (String, String) = (get(row, "source", "records")?, get(row, "key", "records")?);
-            let ids = identifiers.remove(&k).unwrap_or_default();
-            out.push((link_row(row)?, stored_record(row, ids)?));
+            out.push(party_record(row)?);
         }
         Ok(Some((party_row(&party)?, out)))
     }
@@ -744,46 +810,33 @@ impl HubStore for SqliteStore {
     }
 
     async fn relationships_of(&self, party: &PartyId) -> Result<Vec<Relationship>> {
+        if let Some(r) = &self.readers {
+            return r.relationships_of(party.as_str());
+        }
         let mut tx = self.read().await?;
         let id = resolve(&mut tx, party.as_str()).await?;
-        let rows = sqlx::query(
-            "SELECT from_id, to_id, kind, evidence FROM relationships \
-             WHERE from_id IN (?1, ?2) OR to_id IN (?1, ?2) ORDER BY rowid",
-        )
-        .bind(party.as_str())
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("read relationships")?;
+        let rows = sqlx::query(stmt::RELATIONSHIPS)
+            .bind(party.as_str())
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await
+            .ctx("read relationships")?;
         tx.commit().await.ctx("end read")?;
-        const W: &str = "relationships";
-        rows.iter()
-            .map(|row| {
-                let kind: String = get(row, "kind", W)?;
-                Ok(Relationship {
-                    from: PartyId::from_stored(get::<String>(row, "from_id", W)?),
-                    to: PartyId::from_stored(get::<String>(row, "to_id", W)?),
-                    kind: RelationKind::parse(&kind).ok_or_else(|| Error::Corrupt {
-                        what: W,
-                        detail: format!("kind {kind:?}"),
-                    })?,
-                    evidence: get(row, "evidence", W)?,
-                })
-            })
-            .collect()
+        rows.iter().map(relationship_row).collect()
     }
 
     // --- file indexes -------------------------------------------------------
 
     async fn file_index_stamp(&self, source: &str, index: &str) -> Result<Option<FileStamp>> {
-        let row = sqlx::query(
-            "SELECT size, modified_ns FROM file_index_stamps WHERE source = ? AND index_name = ?",
-        )
-        .bind(source)
-        .bind(index)
-        .fetch_optional(&self.pool)
-        .await
-        .ctx("read file index stamp")?;
+        if let Some(r) = &self.readers {
+            return r.file_index_stamp(source, index);
+        }
+        let row = sqlx::query(stmt::FILE_INDEX_STAMP)
+            .bind(source)
+            .bind(index)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("read file index stamp")?;
         let Some(row) = row else { return Ok(None) };
         const W: &str = "file_index_stamps";
         Ok(Some(FileStamp {
@@ -800,17 +853,15 @@ impl HubStore for SqliteStore {
     ) -> Result<BTreeMap<String, Vec<u64>>> {
         let keys: BTreeSet<&String> = keys.iter().collect();
         let keys: Vec<&String> = keys.into_iter().collect();
+        if let Some(r) = &self.readers {
+            return r.file_index_offsets(source, index, &keys);
+        }
         let mut found: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut tx = self.read().await?;
         for batch in keys.chunks(MAX_PARAMS - 2) {
-            let mut q = query(format!(
-                "SELECT key, byte_offset FROM file_index_entries \
-                 WHERE source = ?1 AND index_name = ?2 AND key IN ({}) \
-                 ORDER BY key, byte_offset",
-                numbered(3, batch.len())
-            ))
-            .bind(source)
-            .bind(index);
+            let mut q = query(stmt::file_index_offsets(batch.len()))
+                .bind(source)
+                .bind(index);
             for k in batch {
                 q = q.bind(k.as_str());
             }
@@ -903,14 +954,15 @@ impl HubStore for SqliteStore {
     async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>> {
         let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
         let keys: Vec<String> = keys.into_iter().collect();
+        if let Some(r) = &self.readers {
+            let mut out = r.contributions(&keys)?;
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            return Ok(out);
+        }
         let mut tx = self.read().await?;
         let mut rows = Vec::new();
         for batch in keys.chunks(MAX_PARAMS) {
-            let mut q = query(format!(
-                "SELECT id, party_id, anchor, kind, attribute, value, author, created_at \
-                 FROM contributions WHERE anchor_key IN ({})",
-                vec!["?"; batch.len()].join(", ")
-            ));
+            let mut q = query(stmt::contributions(batch.len()));
             for k in batch {
                 q = q.bind(k.as_str());
             }

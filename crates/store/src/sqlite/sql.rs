@@ -81,11 +81,37 @@ pub(super) fn numbered(first: usize, count: usize) -> String {
 
 // --- row decoding ----------------------------------------------------------
 
-pub(super) fn get<'r, T>(row: &'r SqliteRow, col: &str, what: &'static str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+/// A column type both drivers decode: the row decoders below read rows of
+/// sqlx (the store's pool) and of rusqlite (its calling-thread reads, `read.rs`) alike.
+pub(super) trait ColType:
+    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
 {
-    row.try_get(col).ctx(what)
+}
+
+impl<T> ColType for T where
+    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
+{
+}
+
+/// A result row of either driver, read by column name.
+pub(super) trait Cols {
+    fn col<T: ColType>(&self, col: &str, what: &'static str) -> Result<T>;
+}
+
+impl Cols for SqliteRow {
+    fn col<T: ColType>(&self, col: &str, what: &'static str) -> Result<T> {
+        self.try_get(col).ctx(what)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T: ColType>(&self, col: &str, what: &'static str) -> Result<T> {
+        self.get(col).map_err(|e| Error::read(what, e))
+    }
+}
+
+pub(super) fn get<T: ColType>(row: &impl Cols, col: &str, what: &'static str) -> Result<T> {
+    row.col(col, what)
 }
 
 pub(super) fn party_kind(s: &str) -> Result<PartyKind> {
@@ -96,7 +122,7 @@ pub(super) fn party_kind(s: &str) -> Result<PartyKind> {
 }
 
 /// Columns: source, key, kind, relation, attrs, cursor, updated_at.
-pub(super) fn identity_record(row: &SqliteRow) -> Result<IdentityRecord> {
+pub(super) fn identity_record(row: &impl Cols) -> Result<IdentityRecord> {
     const W: &str = "records";
     let relation: Option<String> = get(row, "relation", W)?;
     Ok(IdentityRecord {
@@ -120,7 +146,7 @@ pub(super) fn identity_record(row: &SqliteRow) -> Result<IdentityRecord> {
 }
 
 /// Columns: source, key, party_id, rule, score, evidence, linked_at.
-pub(super) fn link_row(row: &SqliteRow) -> Result<Link> {
+pub(super) fn link_row(row: &impl Cols) -> Result<Link> {
     const W: &str = "links";
     Ok(Link {
         record: RecordRef::new(
@@ -135,7 +161,7 @@ pub(super) fn link_row(row: &SqliteRow) -> Result<Link> {
     })
 }
 
-pub(super) fn party_row(row: &SqliteRow) -> Result<Party> {
+pub(super) fn party_row(row: &impl Cols) -> Result<Party> {
     const W: &str = "parties";
     Ok(Party {
         id: PartyId::from_stored(get::<String>(row, "id", W)?),
@@ -208,7 +234,7 @@ pub(super) async fn suppressed_values(
 }
 
 /// Columns: those of [`identity_record`] plus first_seen, last_seen, party_id.
-pub(super) fn stored_record(row: &SqliteRow, identifiers: Vec<String>) -> Result<StoredRecord> {
+pub(super) fn stored_record(row: &impl Cols, identifiers: Vec<String>) -> Result<StoredRecord> {
     const W: &str = "records";
     Ok(StoredRecord {
         record: identity_record(row)?,

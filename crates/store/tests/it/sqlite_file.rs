@@ -358,3 +358,124 @@ async fn bulk_timings() {
     assert_eq!(store.remove_records(&refs).await.unwrap(), 50_000);
     println!("remove 50k: {:?}", started.elapsed());
 }
+
+/// The view's reads run on connections of their own (not the pool's): they
+/// must see every commit made before them, by this handle or by another
+/// process on the same file, at once — a view that showed a record after it
+/// was split off to another person would show one customer another's data.
+#[tokio::test]
+async fn view_reads_see_other_connections_commits_at_once() {
+    use kith_model::{Anchor, ContributionKind, FileStamp, Link, Party, PartyId};
+    use kith_store::NewContribution;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let reader = SqliteStore::open(&path).await.unwrap();
+    // Another process (`kith sync`, `kith review`) writing the same file.
+    let writer = SqliteStore::open(&path).await.unwrap();
+    let at = |s| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+    writer
+        .upsert_records(&[entry("1"), entry("2")], at(0))
+        .await
+        .unwrap();
+    let party = |s: i64, key: &str| Party {
+        id: PartyId::generate(at(s)),
+        kind: PartyKind::Person,
+        created_at: at(s),
+        founding_record: RecordRef::new("crm", key),
+    };
+    let (ann, bob) = (party(1, "1"), party(2, "2"));
+    let link = |key: &str, p: &Party| Link {
+        record: RecordRef::new("crm", key),
+        party: p.id.clone(),
+        rule: "test".into(),
+        score: 1.0,
+        evidence: vec![],
+        linked_at: at(3),
+    };
+    writer
+        .create_parties(&[ann.clone(), bob.clone()])
+        .await
+        .unwrap();
+    writer
+        .set_links(&[link("1", &ann), link("2", &ann)])
+        .await
+        .unwrap();
+    let keys = |r: Option<(Party, Vec<(Link, kith_store::StoredRecord)>)>| {
+        r.unwrap()
+            .1
+            .into_iter()
+            .map(|(l, _)| l.record.key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(reader.party_records(&ann.id).await.unwrap()),
+        ["1", "2"]
+    );
+
+    // A split moves record 2 to Bob: the next read no longer shows it to Ann.
+    writer.set_links(&[link("2", &bob)]).await.unwrap();
+    assert_eq!(keys(reader.party_records(&ann.id).await.unwrap()), ["1"]);
+    assert_eq!(keys(reader.party_records(&bob.id).await.unwrap()), ["2"]);
+    // A merge redirects Bob to Ann: Bob's id answers Ann's records.
+    writer.set_links(&[link("2", &ann)]).await.unwrap();
+    writer
+        .redirect_party(&bob.id, &ann.id, at(4))
+        .await
+        .unwrap();
+    let (p, _) = reader.party_records(&bob.id).await.unwrap().unwrap();
+    assert_eq!(p.id, ann.id);
+
+    // Contributions and file indexes, likewise.
+    let anchor = Anchor::Record(RecordRef::new("crm", "1"));
+    assert!(
+        reader
+            .contributions(std::slice::from_ref(&anchor))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    writer
+        .add_contribution(&NewContribution {
+            party: bob.id.clone(),
+            anchor: anchor.clone(),
+            kind: ContributionKind::Preference,
+            attribute: "newsletter".into(),
+            value: serde_json::json!(false),
+            by: "customer".into(),
+            created_at: at(5),
+        })
+        .await
+        .unwrap();
+    let found = reader.contributions(&[anchor]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].party, ann.id, "resolved through the redirect");
+    let stamp = FileStamp {
+        size: 10,
+        modified_ns: 7,
+    };
+    assert_eq!(
+        reader.file_index_stamp("shop", "orders").await.unwrap(),
+        None
+    );
+    writer
+        .replace_file_index("shop", "orders", stamp, &[("k".into(), 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.file_index_stamp("shop", "orders").await.unwrap(),
+        Some(stamp)
+    );
+    assert_eq!(
+        reader
+            .file_index_offsets("shop", "orders", &["k".into(), "z".into()])
+            .await
+            .unwrap(),
+        [("k".to_string(), vec![3])].into_iter().collect()
+    );
+
+    // After close, reads fail as the pool's do rather than reopening the file.
+    reader.close().await;
+    assert!(reader.party_records(&ann.id).await.is_err());
+    writer.close().await;
+}

@@ -1,0 +1,313 @@
+//! The store's hot reads, made on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a worker thread of its own, so every
+//! statement is a message to that thread and an answer back: two thread
+//! switches and ~40–70 µs of CPU, several per store call (BEGIN, the
+//! statements, COMMIT). A 360 view made about 20 of them, and on a small
+//! machine those switches cost more than the reads. The reads every view (and
+//! every file-source lookup) makes go through plain rusqlite connections to the
+//! same file instead, called directly: SQLite answers them from its page cache
+//! in microseconds.
+//!
+//! What does not change: each call is one read transaction, a snapshot that
+//! sees every commit made before it began — by this process's sqlx pool or by
+//! another process (`kith sync`, `kith review`) — because the file is in WAL
+//! mode; nothing is cached between calls. These connections never write
+//! (`query_only`); writes stay on the pool, with its one-writer discipline. A
+//! reader that meets a lock waits up to the busy timeout, as the pool's do;
+//! in WAL mode readers do not wait for writers, so in practice they never do.
+//!
+//! An in-memory store has no file to share, so it keeps every read on the pool.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kith_model::{Contribution, FileStamp, Link, Party, Relationship};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+
+use super::codec::to_u64;
+use super::sql::{MAX_PARAMS, MAX_REDIRECT_HOPS, get, party_row};
+use super::{CONTRIBUTIONS, contribution_row, party_record, relationship_row, stmt};
+use crate::{Error, Result, StoredRecord};
+
+/// A party with its links and their records.
+type PartyRecords = (Party, Vec<(Link, StoredRecord)>);
+
+/// Connections kept open between reads. More may be open at once (one per
+/// thread reading at that moment); those beyond this are closed after use.
+const KEEP_IDLE: usize = 4;
+
+/// Statements kept prepared per connection (the reads below use a handful,
+/// plus one per distinct size of an `IN` list).
+const STATEMENT_CACHE: usize = 32;
+
+/// A small pool of read-only rusqlite connections to the store's file.
+#[derive(Debug)]
+pub(super) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    /// Readers of the (already opened and migrated) store file at `path`.
+    /// Opens one connection now, so a file it cannot read fails at start-up.
+    pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<Self> {
+        let readers = Readers {
+            path: path.to_path_buf(),
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        let first = readers.connect()?;
+        readers.give_back(first);
+        Ok(readers)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            // Read-write at the file level (a WAL reader maintains the shared
+            // memory index), but `query_only` refuses every write.
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::read("open reader", e))?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(|e| Error::read("open reader", e))?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| Error::read("open reader", e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock leaves the list itself intact.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle();
+        if idle.len() < KEEP_IDLE && !self.closed.load(Ordering::Acquire) {
+            idle.push(conn);
+        }
+    }
+
+    /// Closes the idle connections; from now on reads fail as the closed pool's do.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle().clear();
+    }
+
+    /// Runs `f` on an idle connection (or a new one), outside a transaction:
+    /// for a single statement, which is a snapshot of its own.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Query {
+                context: "begin read transaction",
+                source: sqlx::Error::PoolClosed,
+            });
+        }
+        let taken = self.idle().pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let out = f(&conn);
+        // Only a connection outside any transaction goes back (a panic in
+        // `f` drops it instead).
+        if conn.is_autocommit() {
+            self.give_back(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in one read transaction. BEGIN and COMMIT are prepared once
+    /// per connection, like the reads (rusqlite's `transaction()` parses them
+    /// on every call).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_conn(|conn| {
+            exec(conn, "BEGIN", "begin read transaction")?;
+            match f(conn) {
+                Ok(out) => {
+                    exec(conn, "COMMIT", "end read")?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    // If this fails too the connection stays in its
+                    // transaction and is closed rather than reused.
+                    let _ = exec(conn, "ROLLBACK", "end read");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    pub(super) fn party_records(&self, id: &str) -> Result<Option<PartyRecords>> {
+        self.read(|conn| {
+            let id = resolve(conn, id)?;
+            let mut q = prepare(conn, stmt::PARTY)?;
+            let mut rows = q
+                .query(params![id])
+                .map_err(|e| Error::read("read party", e))?;
+            let Some(row) = rows.next().map_err(|e| Error::read("read party", e))? else {
+                return Ok(None);
+            };
+            let party = party_row(row)?;
+            drop(rows);
+
+            let mut out = Vec::new();
+            let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
+            let mut rows = q
+                .query(params![id])
+                .map_err(|e| Error::read("read party records", e))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(|e| Error::read("read party records", e))?
+            {
+                out.push(party_record(row)?);
+            }
+            Ok(Some((party, out)))
+        })
+    }
+
+    pub(super) fn relationships_of(&self, party: &str) -> Result<Vec<Relationship>> {
+        self.read(|conn| {
+            let id = resolve(conn, party)?;
+            let mut q = prepare(conn, stmt::RELATIONSHIPS)?;
+            let mut rows = q
+                .query(params![party, id])
+                .map_err(|e| Error::read("read relationships", e))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows
+                .next()
+                .map_err(|e| Error::read("read relationships", e))?
+            {
+                out.push(relationship_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Contributions under these (distinct) anchor keys, in no particular order.
+    pub(super) fn contributions(&self, keys: &[String]) -> Result<Vec<Contribution>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            let mut resolved: HashMap<String, String> = HashMap::new();
+            let mut out = Vec::new();
+            for batch in keys.chunks(MAX_PARAMS) {
+                let mut q = prepare(conn, &stmt::contributions(batch.len()))?;
+                let mut rows = q
+                    .query(params_from_iter(batch))
+                    .map_err(|e| Error::read("read contributions", e))?;
+                while let Some(row) = rows
+                    .next()
+                    .map_err(|e| Error::read("read contributions", e))?
+                {
+                    let party: String = get(row, "party_id", CONTRIBUTIONS)?;
+                    let party = match resolved.get(&party) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = resolve(conn, &party)?;
+                            resolved.insert(party, p.clone());
+                            p
+                        }
+                    };
+                    out.push(contribution_row(row, party)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn file_index_stamp(&self, source: &str, index: &str) -> Result<Option<FileStamp>> {
+        self.with_conn(|conn| {
+            const W: &str = "file_index_stamps";
+            let mut q = prepare(conn, stmt::FILE_INDEX_STAMP)?;
+            let mut rows = q
+                .query(params![source, index])
+                .map_err(|e| Error::read("read file index stamp", e))?;
+            let Some(row) = rows
+                .next()
+                .map_err(|e| Error::read("read file index stamp", e))?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(FileStamp {
+                size: to_u64(get(row, "size", W)?, W)?,
+                modified_ns: get(row, "modified_ns", W)?,
+            }))
+        })
+    }
+
+    /// Offsets of these (distinct, sorted) keys.
+    pub(super) fn file_index_offsets(
+        &self,
+        source: &str,
+        index: &str,
+        keys: &[&String],
+    ) -> Result<BTreeMap<String, Vec<u64>>> {
+        let mut found: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        self.read(|conn| {
+            const W: &str = "file_index_entries";
+            for batch in keys.chunks(MAX_PARAMS - 2) {
+                let mut q = prepare(conn, &stmt::file_index_offsets(batch.len()))?;
+                let params = [source, index]
+                    .into_iter()
+                    .chain(batch.iter().map(|k| k.as_str()));
+                let mut rows = q
+                    .query(params_from_iter(params))
+                    .map_err(|e| Error::read("read file index", e))?;
+                while let Some(row) = rows.next().map_err(|e| Error::read("read file index", e))? {
+                    found
+                        .entry(get(row, "key", W)?)
+                        .or_default()
+                        .push(to_u64(get(row, "byte_offset", W)?, W)?);
+                }
+            }
+            Ok(found)
+        })
+    }
+}
+
+fn exec(conn: &Connection, sql: &str, context: &'static str) -> Result<()> {
+    prepare(conn, sql)?
+        .execute([])
+        .map_err(|e| Error::read(context, e))?;
+    Ok(())
+}
+
+fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatement<'c>> {
+    conn.prepare_cached(sql)
+        .map_err(|e| Error::read("prepare read", e))
+}
+
+/// Follows redirects from `id` to the id that answers for it now (as
+/// `sql::resolve` does on the pool).
+fn resolve(conn: &Connection, id: &str) -> Result<String> {
+    let mut q = prepare(conn, stmt::REDIRECT)?;
+    let mut current = id.to_string();
+    let mut visited = HashSet::new();
+    while let Some(next) = q
+        .query_row(params![current], |row| row.get::<_, String>(0))
+        .optional()
+        .map_err(|e| Error::read("read party redirect", e))?
+    {
+        if !visited.insert(current.clone()) || visited.len() > MAX_REDIRECT_HOPS {
+            return Err(Error::Corrupt {
+                what: "party_redirects",
+                detail: format!("redirects from {id} loop or run too long"),
+            });
+        }
+        current = next;
+    }
+    Ok(current)
+}
