@@ -20,7 +20,7 @@
 //! Relationships (households, employers) are derived across all parties and
 //! are refreshed by full runs (the first sync, every reconcile, `--full`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::Utc;
 use kith_model::{PartyId, RecordRef};
@@ -320,8 +320,10 @@ impl Hub {
         let mut moved: Vec<RecordId> = Vec::new();
         let mut unsure: Vec<(RecordRef, RecordRef, f64)> = Vec::new();
         let mut seeds: Vec<RecordId> = Vec::new();
+        // Records read from the store this run, by index id: read once.
+        let mut stored: HashMap<RecordId, StoredRecord> = HashMap::new();
         for rec in &changed {
-            let stored = self.store.record(rec).await?;
+            let found = self.store.record(rec).await?;
             let known = r.ids.get(rec).copied();
             if let Some(id) = known
                 && r.live[id as usize]
@@ -329,7 +331,7 @@ impl Hub {
                 // Its party before the change: their evidence names it.
                 seeds.extend(r.index.party_members(id));
             }
-            let resolution = match (known, stored) {
+            let resolution = match (known, found) {
                 (None, None) => continue,
                 (Some(id), None) => {
                     if !r.live[id as usize] {
@@ -361,6 +363,7 @@ impl Hub {
                         }
                     };
                     r.add_identifiers(res.id, self.linking_identifiers(&s), &mut moved);
+                    stored.insert(res.id, s);
                     res
                 }
             };
@@ -382,21 +385,26 @@ impl Hub {
         let mut affected: BTreeSet<RecordId> = BTreeSet::new();
         let mut work: Vec<RecordId> = seeds.into_iter().chain(moved).collect();
         let mut parties_seen: BTreeSet<PartyId> = BTreeSet::new();
-        let mut stored: HashMap<RecordId, StoredRecord> = HashMap::new();
+        // Each party (index label) is expanded once, however many members reach it.
+        let mut expanded: HashSet<RecordId> = HashSet::new();
         let mut pending_parties: Vec<PartyId> = Vec::new();
         loop {
             while let Some(x) = work.pop() {
                 if !r.live[x as usize] || !affected.insert(x) {
                     continue;
                 }
-                work.extend(r.index.party_members(x));
-                let Some(s) = self.store.record(&r.refs[x as usize]).await? else {
-                    return Ok(Err(Fallback::Full("a record vanished while linking")));
-                };
-                if let Some(p) = &s.party {
+                if expanded.insert(r.index.labels()[x as usize]) {
+                    work.extend(r.index.party_members(x));
+                }
+                if let std::collections::hash_map::Entry::Vacant(slot) = stored.entry(x) {
+                    let Some(s) = self.store.record(&r.refs[x as usize]).await? else {
+                        return Ok(Err(Fallback::Full("a record vanished while linking")));
+                    };
+                    slot.insert(s);
+                }
+                if let Some(p) = &stored[&x].party {
                     pending_parties.push(p.clone());
                 }
-                stored.insert(x, s);
             }
             let Some(party) = pending_parties.pop() else {
                 break;
@@ -417,14 +425,8 @@ impl Hub {
         let order: Vec<RecordId> = affected.iter().copied().collect();
         let position: HashMap<RecordId, usize> =
             order.iter().enumerate().map(|(i, &x)| (x, i)).collect();
-        let mut clusters: BTreeMap<RecordId, Vec<usize>> = BTreeMap::new();
-        for (i, &x) in order.iter().enumerate() {
-            clusters
-                .entry(r.index.labels()[x as usize])
-                .or_default()
-                .push(i);
-        }
-        let clusters: Vec<Vec<usize>> = clusters.into_values().collect();
+        let clusters =
+            crate::link::group_by_label(order.iter().map(|&x| r.index.labels()[x as usize]));
         let mut scored: HashMap<(u32, u32), f64> = HashMap::new();
         for members in &clusters {
             for &i in members {

@@ -164,11 +164,7 @@ impl Hub {
                     |_, _| false,
                     &rejected,
                 );
-                let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-                for (i, l) in labels.into_iter().enumerate() {
-                    clusters.entry(l).or_default().push(i);
-                }
-                clusters.into_values().collect()
+                group_by_label(labels)
             }
             Some(model) => {
                 let prepared = self.prepare(&records);
@@ -223,12 +219,8 @@ impl Hub {
                     },
                     &rejected,
                 );
-                let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-                for (i, l) in labels.into_iter().enumerate() {
-                    clusters.entry(l).or_default().push(i);
-                }
                 prepared_all = Some(prepared);
-                clusters.into_values().collect()
+                group_by_label(labels)
             }
         };
 
@@ -476,6 +468,15 @@ fn model_evidence(
         link.rule = "model".into();
         link.score = matches[0].0;
     }
+}
+
+/// Positions grouped by their cluster label, clusters in label order.
+pub(crate) fn group_by_label(labels: impl IntoIterator<Item = u32>) -> Vec<Vec<usize>> {
+    let mut clusters: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in labels.into_iter().enumerate() {
+        clusters.entry(l).or_default().push(i);
+    }
+    clusters.into_values().collect()
 }
 
 fn display_identifier(id: &str) -> &str {

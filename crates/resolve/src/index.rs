@@ -185,9 +185,14 @@ impl Index {
         Ok(self)
     }
 
-    /// The never-link rule that vetoes a pair, if any (`a` first in index order).
+    /// Whether a never-link rule vetoes a pair (`a` first in index order).
     fn vetoed(&self, a: &Prepared, b: &Prepared) -> bool {
-        !self.never_link.is_empty() && vetoed_by(&self.never_link, &crate::compare(a, b)).is_some()
+        !self.never_link.is_empty() && self.vetoes(&crate::compare(a, b))
+    }
+
+    /// The same, from the comparison vector scoring already made.
+    fn vetoes(&self, v: &crate::Vector) -> bool {
+        !self.never_link.is_empty() && vetoed_by(&self.never_link, v).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -343,8 +348,9 @@ impl Index {
             return None;
         }
         let (ri, rj) = (&self.records[i as usize], &self.records[j as usize]);
-        let p = self.model.score(ri, rj).probability;
-        (p >= self.cluster.threshold && !self.vetoed(ri, rj)).then_some(p)
+        let s = self.model.score(ri, rj);
+        (s.probability >= self.cluster.threshold && !self.vetoes(&s.vector))
+            .then_some(s.probability)
     }
 
     /// The records in the same party as `id` (itself included), in id order.
@@ -453,23 +459,18 @@ impl Index {
         };
         for &c in &candidates {
             let other = &self.records[c as usize];
-            let p = if c < id {
+            let scored = if c < id {
                 self.model.score(other, record)
             } else {
                 self.model.score(record, other)
-            }
-            .probability;
+            };
+            let p = scored.probability;
             let s = Candidate {
                 id: c,
                 probability: p,
             };
             let needs_veto = self.model.decide(p).review || p >= self.cluster.threshold;
-            let (first, second) = if c < id {
-                (other, record)
-            } else {
-                (record, other)
-            };
-            if needs_veto && self.vetoed(first, second) {
+            if needs_veto && self.vetoes(&scored.vector) {
                 continue;
             }
             if self.model.decide(p).review {
@@ -541,8 +542,9 @@ impl Index {
                     if self.blocking.link_type == LinkType::LinkOnly && ra.dataset == rb.dataset {
                         continue;
                     }
-                    let p = self.model.score(ra, rb).probability;
-                    if p >= self.cluster.threshold && !self.vetoed(ra, rb) {
+                    let s = self.model.score(ra, rb);
+                    let p = s.probability;
+                    if p >= self.cluster.threshold && !self.vetoes(&s.vector) {
                         self.add_link(a, b, p);
                         touched.extend([a, b]);
                     }
