@@ -9,17 +9,29 @@
 //! same file instead, called directly: SQLite answers them from its page cache
 //! in microseconds.
 //!
-//! What does not change: each call is one read transaction, a snapshot that
-//! sees every commit made before it began — by this process's sqlx pool or by
-//! another process (`kith sync`, `kith review`) — because the file is in WAL
-//! mode; nothing is cached between calls. These connections never write
-//! (`query_only`); writes stay on the pool, with its one-writer discipline. A
-//! reader that meets a lock waits up to the busy timeout, as the pool's do;
-//! in WAL mode readers do not wait for writers, so in practice they never do.
+//! What does not change: each call answers as of a snapshot that sees every
+//! commit made before it began — by this process's sqlx pool or by another
+//! process (`kith sync`, `kith review`) — because the file is in WAL mode.
+//! These connections never write (`query_only`); writes stay on the pool,
+//! with its one-writer discipline. A reader that meets a lock waits up to the
+//! busy timeout, as the pool's do; in WAL mode readers do not wait for
+//! writers, so in practice they never do.
+//!
+//! What a view reads (a party with its records, its relationships, the
+//! contributions under its anchors) is kept and answered again while the file
+//! has not changed. SQLite itself says whether it has: a connection's `PRAGMA
+//! data_version` changes whenever any other connection commits — and these
+//! never write, so that is every writer, in this process or another. Each
+//! cached call first asks its connection (a few microseconds); a connection
+//! that sees the number move empties the cache for all, and an answer read
+//! before that is not kept. So a cached answer is never older than the last
+//! commit: a split, merge or new record shows in the next view. Each kind of
+//! answer keeps at most [`CACHE_ENTRIES`] and starts over when full.
 //!
 //! An in-memory store has no file to share, so it keeps every read on the pool.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,13 +56,53 @@ const KEEP_IDLE: usize = 4;
 /// plus one per distinct size of an `IN` list).
 const STATEMENT_CACHE: usize = 32;
 
+/// Answers of each kind kept before that kind starts over: a few thousand
+/// parties of a handful of records, a few megabytes.
+const CACHE_ENTRIES: usize = 4096;
+
 /// A small pool of read-only rusqlite connections to the store's file.
 #[derive(Debug)]
 pub(super) struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Reader>>,
     closed: AtomicBool,
+    cache: Mutex<Cache>,
+}
+
+/// One connection, and the file's version as it last saw it.
+#[derive(Debug)]
+struct Reader {
+    conn: Connection,
+    /// `PRAGMA data_version` at the last look; `None` before the first, so a
+    /// new connection empties the cache once (it cannot tell what it missed).
+    version: Option<i64>,
+}
+
+/// Answers read since the file last changed, as far as any reader has seen.
+#[derive(Debug, Default)]
+struct Cache {
+    /// Moves each time a reader sees the file changed.
+    generation: u64,
+    party_records: HashMap<String, Option<PartyRecords>>,
+    relationships: HashMap<String, Vec<Relationship>>,
+    contributions: HashMap<Vec<String>, Vec<Contribution>>,
+}
+
+impl Reader {
+    /// Whether anyone committed since this connection last looked.
+    fn changed(&mut self) -> Result<bool> {
+        let now = data_version(&self.conn)?;
+        let changed = self.version != Some(now);
+        self.version = Some(now);
+        Ok(changed)
+    }
+}
+
+fn data_version(conn: &Connection) -> Result<i64> {
+    prepare(conn, "PRAGMA data_version")?
+        .query_row([], |row| row.get(0))
+        .map_err(|e| Error::read("read data version", e))
 }
 
 impl Readers {
@@ -62,13 +114,14 @@ impl Readers {
             busy_timeout,
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            cache: Mutex::new(Cache::default()),
         };
         let first = readers.connect()?;
         readers.give_back(first);
         Ok(readers)
     }
 
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self) -> Result<Reader> {
         let conn = Connection::open_with_flags(
             &self.path,
             // Read-write at the file level (a WAL reader maintains the shared
@@ -81,18 +134,21 @@ impl Readers {
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| Error::read("open reader", e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
+        Ok(Reader {
+            conn,
+            version: None,
+        })
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
         // A panic while holding the lock leaves the list itself intact.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn give_back(&self, conn: Connection) {
+    fn give_back(&self, reader: Reader) {
         let mut idle = self.idle();
         if idle.len() < KEEP_IDLE && !self.closed.load(Ordering::Acquire) {
-            idle.push(conn);
+            idle.push(reader);
         }
     }
 
@@ -102,9 +158,8 @@ impl Readers {
         self.idle().clear();
     }
 
-    /// Runs `f` on an idle connection (or a new one), outside a transaction:
-    /// for a single statement, which is a snapshot of its own.
-    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on an idle connection (or a new one), outside a transaction.
+    fn with_reader<T>(&self, f: impl FnOnce(&mut Reader) -> Result<T>) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Query {
                 context: "begin read transaction",
@@ -112,84 +167,125 @@ impl Readers {
             });
         }
         let taken = self.idle().pop();
-        let conn = match taken {
-            Some(c) => c,
+        let mut reader = match taken {
+            Some(r) => r,
             None => self.connect()?,
         };
-        let out = f(&conn);
+        let out = f(&mut reader);
         // Only a connection outside any transaction goes back (a panic in
         // `f` drops it instead).
-        if conn.is_autocommit() {
-            self.give_back(conn);
+        if reader.conn.is_autocommit() {
+            self.give_back(reader);
         }
         out
     }
 
-    /// Runs `f` in one read transaction. BEGIN and COMMIT are prepared once
-    /// per connection, like the reads (rusqlite's `transaction()` parses them
-    /// on every call).
+    /// Runs `f` on a connection outside a transaction: for a single
+    /// statement, which is a snapshot of its own.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_reader(|r| f(&r.conn))
+    }
+
+    /// Runs `f` in one read transaction.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
-            exec(conn, "BEGIN", "begin read transaction")?;
-            match f(conn) {
-                Ok(out) => {
-                    exec(conn, "COMMIT", "end read")?;
-                    Ok(out)
+        self.with_conn(|conn| in_transaction(conn, f))
+    }
+
+    /// The answer to `key` from the cache if nobody committed since it was
+    /// read, else `f`'s, in one read transaction, kept.
+    fn cached<K: Eq + Hash, T: Clone>(
+        &self,
+        key: K,
+        map: fn(&mut Cache) -> &mut HashMap<K, T>,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.with_reader(|r| {
+            let changed = r.changed()?;
+            let generation = {
+                let mut cache = self.cache();
+                if changed {
+                    let next = cache.generation + 1;
+                    *cache = Cache {
+                        generation: next,
+                        ..Cache::default()
+                    };
+                } else if let Some(v) = map(&mut cache).get(&key) {
+                    return Ok(v.clone());
                 }
-                Err(e) => {
-                    // If this fails too the connection stays in its
-                    // transaction and is closed rather than reused.
-                    let _ = exec(conn, "ROLLBACK", "end read");
-                    Err(e)
+                cache.generation
+            };
+            let v = in_transaction(&r.conn, f)?;
+            // Another reader may have seen a commit meanwhile; this answer
+            // may predate it, so it is not kept.
+            let mut cache = self.cache();
+            if cache.generation == generation {
+                let kept = map(&mut cache);
+                if kept.len() >= CACHE_ENTRIES {
+                    kept.clear();
                 }
+                kept.insert(key, v.clone());
             }
+            Ok(v)
         })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A panic while holding the lock leaves a cache of complete answers.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn party_records(&self, id: &str) -> Result<Option<PartyRecords>> {
-        self.read(|conn| {
-            let id = resolve(conn, id)?;
-            let mut q = prepare(conn, stmt::PARTY)?;
-            let mut rows = q
-                .query(params![id])
-                .map_err(|e| Error::read("read party", e))?;
-            let Some(row) = rows.next().map_err(|e| Error::read("read party", e))? else {
-                return Ok(None);
-            };
-            let party = party_row(row)?;
-            drop(rows);
+        self.cached(
+            id.to_string(),
+            |c| &mut c.party_records,
+            |conn| {
+                let id = resolve(conn, id)?;
+                let mut q = prepare(conn, stmt::PARTY)?;
+                let mut rows = q
+                    .query(params![id])
+                    .map_err(|e| Error::read("read party", e))?;
+                let Some(row) = rows.next().map_err(|e| Error::read("read party", e))? else {
+                    return Ok(None);
+                };
+                let party = party_row(row)?;
+                drop(rows);
 
-            let mut out = Vec::new();
-            let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
-            let mut rows = q
-                .query(params![id])
-                .map_err(|e| Error::read("read party records", e))?;
-            while let Some(row) = rows
-                .next()
-                .map_err(|e| Error::read("read party records", e))?
-            {
-                out.push(party_record(row)?);
-            }
-            Ok(Some((party, out)))
-        })
+                let mut out = Vec::new();
+                let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
+                let mut rows = q
+                    .query(params![id])
+                    .map_err(|e| Error::read("read party records", e))?;
+                while let Some(row) = rows
+                    .next()
+                    .map_err(|e| Error::read("read party records", e))?
+                {
+                    out.push(party_record(row)?);
+                }
+                Ok(Some((party, out)))
+            },
+        )
     }
 
     pub(super) fn relationships_of(&self, party: &str) -> Result<Vec<Relationship>> {
-        self.read(|conn| {
-            let id = resolve(conn, party)?;
-            let mut q = prepare(conn, stmt::RELATIONSHIPS)?;
-            let mut rows = q
-                .query(params![party, id])
-                .map_err(|e| Error::read("read relationships", e))?;
-            let mut out = Vec::new();
-            while let Some(row) = rows
-                .next()
-                .map_err(|e| Error::read("read relationships", e))?
-            {
-                out.push(relationship_row(row)?);
-            }
-            Ok(out)
-        })
+        self.cached(
+            party.to_string(),
+            |c| &mut c.relationships,
+            |conn| {
+                let id = resolve(conn, party)?;
+                let mut q = prepare(conn, stmt::RELATIONSHIPS)?;
+                let mut rows = q
+                    .query(params![party, id])
+                    .map_err(|e| Error::read("read relationships", e))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows
+                    .next()
+                    .map_err(|e| Error::read("read relationships", e))?
+                {
+                    out.push(relationship_row(row)?);
+                }
+                Ok(out)
+            },
+        )
     }
 
     /// Contributions under these (distinct) anchor keys, in no particular order.
@@ -197,32 +293,36 @@ impl Readers {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.read(|conn| {
-            let mut resolved: HashMap<String, String> = HashMap::new();
-            let mut out = Vec::new();
-            for batch in keys.chunks(MAX_PARAMS) {
-                let mut q = prepare(conn, &stmt::contributions(batch.len()))?;
-                let mut rows = q
-                    .query(params_from_iter(batch))
-                    .map_err(|e| Error::read("read contributions", e))?;
-                while let Some(row) = rows
-                    .next()
-                    .map_err(|e| Error::read("read contributions", e))?
-                {
-                    let party: String = get(row, "party_id", CONTRIBUTIONS)?;
-                    let party = match resolved.get(&party) {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = resolve(conn, &party)?;
-                            resolved.insert(party, p.clone());
-                            p
-                        }
-                    };
-                    out.push(contribution_row(row, party)?);
+        self.cached(
+            keys.to_vec(),
+            |c| &mut c.contributions,
+            |conn| {
+                let mut resolved: HashMap<String, String> = HashMap::new();
+                let mut out = Vec::new();
+                for batch in keys.chunks(MAX_PARAMS) {
+                    let mut q = prepare(conn, &stmt::contributions(batch.len()))?;
+                    let mut rows = q
+                        .query(params_from_iter(batch))
+                        .map_err(|e| Error::read("read contributions", e))?;
+                    while let Some(row) = rows
+                        .next()
+                        .map_err(|e| Error::read("read contributions", e))?
+                    {
+                        let party: String = get(row, "party_id", CONTRIBUTIONS)?;
+                        let party = match resolved.get(&party) {
+                            Some(p) => p.clone(),
+                            None => {
+                                let p = resolve(conn, &party)?;
+                                resolved.insert(party, p.clone());
+                                p
+                            }
+                        };
+                        out.push(contribution_row(row, party)?);
+                    }
                 }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            },
+        )
     }
 
     pub(super) fn file_index_stamp(&self, source: &str, index: &str) -> Result<Option<FileStamp>> {
@@ -275,6 +375,25 @@ impl Readers {
             }
             Ok(found)
         })
+    }
+}
+
+/// Runs `f` in one read transaction. BEGIN and COMMIT are prepared once per
+/// connection, like the reads (rusqlite's `transaction()` parses them on
+/// every call).
+fn in_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    exec(conn, "BEGIN", "begin read transaction")?;
+    match f(conn) {
+        Ok(out) => {
+            exec(conn, "COMMIT", "end read")?;
+            Ok(out)
+        }
+        Err(e) => {
+            // If this fails too the connection stays in its transaction and
+            // is closed rather than reused.
+            let _ = exec(conn, "ROLLBACK", "end read");
+            Err(e)
+        }
     }
 }
 

@@ -447,9 +447,43 @@ async fn view_reads_see_other_connections_commits_at_once() {
         })
         .await
         .unwrap();
-    let found = reader.contributions(&[anchor]).await.unwrap();
+    let found = reader
+        .contributions(std::slice::from_ref(&anchor))
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].party, ann.id, "resolved through the redirect");
+    // The reads are answered again from a cache while nothing changes; a
+    // write through the reading handle's own pool empties it as well, and so
+    // does another process's.
+    for _ in 0..3 {
+        assert_eq!(
+            keys(reader.party_records(&ann.id).await.unwrap()),
+            ["1", "2"]
+        );
+        assert_eq!(
+            reader
+                .contributions(std::slice::from_ref(&anchor))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let cleo = party(6, "2");
+    reader
+        .create_parties(std::slice::from_ref(&cleo))
+        .await
+        .unwrap();
+    reader.set_links(&[link("2", &cleo)]).await.unwrap();
+    assert_eq!(keys(reader.party_records(&ann.id).await.unwrap()), ["1"]);
+    assert_eq!(keys(reader.party_records(&cleo.id).await.unwrap()), ["2"]);
+    writer.set_links(&[link("2", &ann)]).await.unwrap();
+    assert_eq!(
+        keys(reader.party_records(&ann.id).await.unwrap()),
+        ["1", "2"]
+    );
+    assert!(keys(reader.party_records(&cleo.id).await.unwrap()).is_empty());
     let stamp = FileStamp {
         size: 10,
         modified_ns: 7,
