@@ -36,6 +36,23 @@ pub struct Stats {
     pub first_error: Option<String>,
 }
 
+impl std::fmt::Display for Stats {
+    /// The run's figures on one progress line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>8.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  cpu {:.0}+{:.0} µs/req  others {:.0}%",
+            self.throughput,
+            self.p50_ms,
+            self.p99_ms,
+            self.errors,
+            self.cpu_us_per_req,
+            self.db_cpu_us_per_req,
+            self.other_busy_pct
+        )
+    }
+}
+
 /// CPU counters: this process's user+system ticks, the database servers'
 /// ticks, and the machine's busy and total ticks.
 #[derive(Debug, Clone, Copy)]

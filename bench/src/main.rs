@@ -89,6 +89,15 @@ struct ViewArgs {
     /// Keep the bench databases and folder afterwards (the folder's path is printed).
     #[arg(long)]
     keep: bool,
+    /// For profiling (`perf record -p`): after warm-up, run only this path in
+    /// a closed loop at the first `--concurrency` for `--seconds`, print its
+    /// figures and stop. Not the benchmark's comparison.
+    #[arg(long, value_enum)]
+    only: Option<Path>,
+    /// With `--only`: an open loop at this many requests per second instead,
+    /// so two paths' CPU per request compare at the same load.
+    #[arg(long, requires = "only")]
+    rate: Option<f64>,
 }
 
 /// One concurrency of the closed loop.
@@ -380,6 +389,30 @@ async fn measure(args: &ViewArgs, pg_base: &str, my_base: &str) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    if let Some(p) = args.only {
+        let c = args.concurrency[0];
+        let (warm, window) = (secs(args.warmup), secs(args.seconds));
+        let load = match args.rate {
+            Some(r) => format!("{r}/s"),
+            None => format!("C={c}"),
+        };
+        eprintln!(
+            "only {} at {load} for {}s (pid {})",
+            p.as_str(),
+            args.seconds,
+            std::process::id()
+        );
+        let s = match args.rate {
+            Some(r) => load::open(&bench, p, r, warm, window, args.seed).await,
+            None => load::closed(&bench, p, c, warm, window, args.seed).await,
+        };
+        println!("{}: {}", p.as_str(), s);
+        if args.keep {
+            eprintln!("kept {}", tmp.keep().display());
+        }
+        return Ok(());
+    }
+
     // 3 and 4, `repeat` times.
     let mut runs = Vec::new();
     for r in 0..args.repeat {
@@ -453,17 +486,7 @@ async fn run_once(bench: &Arc<Bench>, args: &ViewArgs, r: usize) -> Run {
         for p in order {
             load::wait_idle(secs(args.wait_idle)).await;
             let s = load::closed(bench, p, c, warm, window, seed + c as u64).await;
-            eprintln!(
-                "  closed C={c:<3} {:<10} {:>8.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  cpu {:.0}+{:.0} µs/req  others {:.0}%",
-                p.as_str(),
-                s.throughput,
-                s.p50_ms,
-                s.p99_ms,
-                s.errors,
-                s.cpu_us_per_req,
-                s.db_cpu_us_per_req,
-                s.other_busy_pct
-            );
+            eprintln!("  closed C={c:<3} {:<10} {}", p.as_str(), s);
             if let Some(e) = &s.first_error {
                 eprintln!("    first error: {e}");
             }
@@ -517,17 +540,7 @@ async fn open_pair(bench: &Arc<Bench>, args: &ViewArgs, rate: f64, r: usize, see
     for p in order {
         load::wait_idle(secs(args.wait_idle)).await;
         let s = load::open(bench, p, rate, warm, window, seed).await;
-        eprintln!(
-            "  open {rate:.0}/s {:<10} {:>8.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  cpu {:.0}+{:.0} µs/req  others {:.0}%",
-            p.as_str(),
-            s.throughput,
-            s.p50_ms,
-            s.p99_ms,
-            s.errors,
-            s.cpu_us_per_req,
-            s.db_cpu_us_per_req,
-            s.other_busy_pct
-        );
+        eprintln!("  open {rate:.0}/s {:<10} {}", p.as_str(), s);
         match p {
             Path::Kith => kith = s,
             _ => direct = s,
@@ -558,16 +571,7 @@ async fn breakdown(bench: &Arc<Bench>, args: &ViewArgs, median: &Run) -> Vec<Bre
                 Path::HubStore => bench.calls.snapshot(),
                 _ => Vec::new(),
             };
-            eprintln!(
-                "  breakdown C={c:<3} {:<24} {:>8.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.0}+{:.0} µs/req  others {:.0}%",
-                p.as_str(),
-                stats.throughput,
-                stats.p50_ms,
-                stats.p99_ms,
-                stats.cpu_us_per_req,
-                stats.db_cpu_us_per_req,
-                stats.other_busy_pct
-            );
+            eprintln!("  breakdown C={c:<3} {:<24} {}", p.as_str(), stats);
             rows.push(BreakdownRow {
                 concurrency: c,
                 path: p.as_str(),

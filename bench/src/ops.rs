@@ -14,7 +14,7 @@ use kith_model::{Anchor, IdentityRecord, PartyId, RecordRef};
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 /// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Path {
     /// `hub.view(&party)`.
