@@ -294,6 +294,13 @@ async fn since_and_limit_are_applied_per_record() {
         vec![Some(time("2024-02-01T00:00:00Z"))]
     );
     assert_eq!(newest("3", "tickets").len(), 1);
+    // One record alone is asked with the single-value statement: the same answer.
+    let mut req = request(&one);
+    req.fact_sets = vec!["invoices".into()];
+    req.limit = Some(1);
+    let found = c.lookup(&req).await.unwrap();
+    let dates: Vec<Option<Timestamp>> = found.facts.iter().map(|f| f.date).collect();
+    assert_eq!(dates, vec![Some(time("2024-03-01T09:00:00Z"))]);
 
     // A date column of type `date`, bounded at the second.
     let mut req = request(&one);
