@@ -217,23 +217,19 @@ pub fn facts(
         updated_at,
         fetched_at,
     };
-    let pairs: Vec<(String, String)> = match &set.fields {
-        Some(f) => f
-            .pairs()
-            .into_iter()
-            .map(|(n, c)| (n.to_string(), c.to_string()))
-            .collect(),
+    let pairs: Vec<(&str, &str)> = match &set.fields {
+        Some(f) => f.pairs(),
         None => row
             .keys()
             .filter(|c| **c != set.join)
-            .map(|c| (c.clone(), c.clone()))
+            .map(|c| (c.as_str(), c.as_str()))
             .collect(),
     };
     match set.cardinality {
         Cardinality::Many => {
             let value: Map<String, Value> = pairs
                 .iter()
-                .map(|(name, c)| (name.clone(), clean(row.get(c))))
+                .map(|(name, c)| (name.to_string(), clean(row.get(*c))))
                 .collect();
             vec![Fact {
                 kind,
@@ -247,11 +243,11 @@ pub fn facts(
         Cardinality::One => pairs
             .iter()
             .filter_map(|(name, c)| {
-                let v = clean(row.get(c));
+                let v = clean(row.get(*c));
                 (!v.is_null()).then(|| Fact {
                     kind: kind.clone(),
                     cardinality: Cardinality::One,
-                    attribute: Some(name.clone()),
+                    attribute: Some(name.to_string()),
                     value: v,
                     date,
                     provenance: provenance.clone(),
