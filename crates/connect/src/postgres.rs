@@ -1,9 +1,10 @@
-//! PostgreSQL sources. The server turns each row into JSON (`row_to_json`),
-//! so every column type it has — numeric, uuid, arrays, json, timestamps —
-//! arrives readable without a decoder per type; numeric columns also come as
-//! text so no digit is lost. Lookups send join values as one bound array per
-//! batch, cast to the join column's type as the server's catalog names it,
-//! so the column's index answers them.
+//! PostgreSQL sources. Columns of the common simple types (integers, double
+//! precision, boolean, text) are read as the values they are; numeric as
+//! text, so no digit is lost; every other type — uuid, arrays, json,
+//! timestamps, types of extensions — as the server's own `to_json` of it, so
+//! each arrives readable without a decoder per type. Lookups send join
+//! values as one bound array per batch, cast to the join column's type as
+//! the server's catalog names it, so the column's index answers them.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -13,13 +14,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
 use kith_model::CursorValue;
+use serde_json::Value;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{
     PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions, PgRow, PgSslMode,
     Postgres,
 };
-use sqlx::{Connection as _, Row as _};
+use sqlx::{Connection as _, Row as _, ValueRef as _};
 
 use crate::rows::{self, Row};
 use crate::server_sql::{SqlServerConfig, TlsMode};
@@ -90,6 +92,37 @@ struct PgColumn {
     /// The type as `format_type` writes it, usable in a cast.
     sql_type: String,
     class: ColumnClass,
+    read: Read,
+}
+
+/// How a column's value is selected and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Int2,
+    Int4,
+    Int8,
+    Float8,
+    Bool,
+    Text,
+    /// As text: a JSON number could round it.
+    Numeric,
+    /// As the text of the server's `to_json`.
+    Json,
+}
+
+impl Read {
+    fn of(base_type: &str) -> Read {
+        match base_type {
+            "int2" => Read::Int2,
+            "int4" => Read::Int4,
+            "int8" => Read::Int8,
+            "float8" => Read::Float8,
+            "bool" => Read::Bool,
+            "text" | "varchar" | "bpchar" | "name" => Read::Text,
+            "numeric" => Read::Numeric,
+            _ => Read::Json,
+        }
+    }
 }
 
 impl Relation {
@@ -97,13 +130,21 @@ impl Relation {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// Columns whose values JSON numbers could round.
-    fn numerics(&self) -> Vec<String> {
+    /// The select list: every column in the catalog's order, each in the
+    /// form `decode` reads it.
+    fn select_list(&self) -> String {
         self.columns
             .iter()
-            .filter(|c| c.class == ColumnClass::Number && c.sql_type == "numeric")
-            .map(|c| c.name.clone())
-            .collect()
+            .map(|c| {
+                let col = format!("t.{}", ident(&c.name));
+                match c.read {
+                    Read::Numeric => format!("{col}::text"),
+                    Read::Json => format!("to_json({col})::text"),
+                    _ => col,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -130,15 +171,6 @@ fn relation_ident(name: &str) -> String {
         .map(ident)
         .collect::<Vec<_>>()
         .join(".")
-}
-
-/// The select list: the row as JSON, then each numeric column as text.
-fn select_list(numerics: &[String]) -> String {
-    let mut s = "row_to_json(t.*)::text AS kith_row".to_string();
-    for (i, c) in numerics.iter().enumerate() {
-        s.push_str(&format!(", t.{}::text AS kith_num{i}", ident(c)));
-    }
-    s
 }
 
 /// A server error as PostgreSQL's own clients show it: message, detail and
@@ -207,18 +239,49 @@ fn tidy(error: sqlx::Error) -> sqlx::Error {
     }))
 }
 
-fn decode(row: &PgRow, numerics: &[String]) -> std::result::Result<Row, String> {
-    let text: String = row
-        .try_get(0)
-        .map_err(|e| format!("row could not be read: {e}"))?;
-    let mut out: Row =
-        serde_json::from_str(&text).map_err(|e| format!("row could not be read: {e}"))?;
-    for (i, c) in numerics.iter().enumerate() {
-        if let Ok(Some(s)) = row.try_get::<Option<String>, _>(i + 1) {
-            out.insert(c.clone(), decimal_json(&s));
-        }
+/// A row selected by `Relation::select_list`, as named values. Domains are
+/// read as their base type (their wire format), hence `unchecked`.
+fn decode(row: &PgRow, rel: &Relation) -> std::result::Result<Row, String> {
+    let mut out = Row::new();
+    for (i, c) in rel.columns.iter().enumerate() {
+        let unreadable = |e: sqlx::Error| format!("column {:?} could not be read: {e}", c.name);
+        let raw = row.try_get_raw(i).map_err(unreadable)?;
+        let value = if raw.is_null() {
+            Value::Null
+        } else {
+            match c.read {
+                Read::Int2 => Value::from(row.try_get_unchecked::<i16, _>(i).map_err(unreadable)?),
+                Read::Int4 => Value::from(row.try_get_unchecked::<i32, _>(i).map_err(unreadable)?),
+                Read::Int8 => Value::from(row.try_get_unchecked::<i64, _>(i).map_err(unreadable)?),
+                Read::Float8 => float_json(row.try_get_unchecked::<f64, _>(i).map_err(unreadable)?),
+                Read::Bool => Value::Bool(row.try_get_unchecked::<bool, _>(i).map_err(unreadable)?),
+                Read::Text => {
+                    Value::String(row.try_get_unchecked::<String, _>(i).map_err(unreadable)?)
+                }
+                Read::Numeric => {
+                    decimal_json(&row.try_get_unchecked::<String, _>(i).map_err(unreadable)?)
+                }
+                Read::Json => {
+                    let text = row.try_get_unchecked::<String, _>(i).map_err(unreadable)?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| format!("column {:?} could not be read: {e}", c.name))?
+                }
+            }
+        };
+        out.insert(c.name.clone(), value);
     }
     Ok(out)
+}
+
+/// A double as `to_json` gives it: a number, or for the values JSON has no
+/// number for, PostgreSQL's spelling of them as a string.
+fn float_json(f: f64) -> Value {
+    match serde_json::Number::from_f64(f) {
+        Some(n) => Value::Number(n),
+        None if f.is_nan() => Value::String("NaN".into()),
+        None if f > 0.0 => Value::String("Infinity".into()),
+        None => Value::String("-Infinity".into()),
+    }
 }
 
 impl PostgresConnector {
@@ -284,6 +347,7 @@ impl PostgresConnector {
                     name,
                     sql_type,
                     class: class_of(&base),
+                    read: Read::of(&base),
                 })
                 .collect(),
         });
@@ -321,10 +385,9 @@ impl Connector for PostgresConnector {
             .await
             .map_err(|e| use_error(&self.source, &self.config, &context, tidy(e)))?;
         let rel = self.relation(&mut conn, &id.from, &context).await?;
-        let numerics = rel.numerics();
         let mut sql = format!(
             "SELECT {} FROM {} AS t",
-            select_list(&numerics),
+            rel.select_list(),
             relation_ident(&id.from)
         );
         let mut bound = None;
@@ -355,7 +418,7 @@ impl Connector for PostgresConnector {
             while let Some(next) = found.next().await {
                 let item = match next {
                     Err(e) => Err(use_error(&source, &config, &context, tidy(e))),
-                    Ok(r) => match decode(&r, &numerics) {
+                    Ok(r) => match decode(&r, &rel) {
                         Ok(row) => {
                             match sql_common::scan_item(&source, since.as_ref(), &row, now) {
                                 Some(item) => Ok(item),
@@ -408,7 +471,6 @@ impl Connector for PostgresConnector {
             if values.is_empty() {
                 continue;
             }
-            let numerics = rel.numerics();
             // `$1` is the join value, or for a batch an array of them. Most
             // parties have one record per source, and PostgreSQL answers
             // `= ANY(array)` with a costlier index scan than `=` (about 40 µs
@@ -445,7 +507,7 @@ impl Connector for PostgresConnector {
                 order = Some(format!("t.{} DESC NULLS LAST", ident(date)));
             }
             let from = relation_ident(&set.from);
-            let select = select_list(&numerics);
+            let select = rel.select_list();
             let sql = |single: bool| match request.limit {
                 // The newest `limit` rows per join value are a superset of the
                 // newest `limit` per record, which `apply_since_limit` then keeps.
@@ -492,7 +554,7 @@ impl Connector for PostgresConnector {
                     }
                 };
                 for r in &found {
-                    let row = match decode(r, &numerics) {
+                    let row = match decode(r, &rel) {
                         Ok(row) => row,
                         Err(reason) => {
                             result

@@ -232,6 +232,69 @@ CREATE TABLE tickets (email text, subject text, opened date);
     db.drop().await;
 }
 
+/// Domains read as their base type; types read through `to_json` keep its
+/// spelling (a real's shortest digits, a timestamptz's offset); doubles JSON
+/// has no number for become PostgreSQL's words for them.
+#[tokio::test]
+async fn domains_and_less_common_types_read_as_postgres_shows_them() {
+    let Some(db) = services::postgres("postgres domains_and_less_common_types").await else {
+        return;
+    };
+    db.run(
+        r#"
+CREATE SCHEMA crm;
+CREATE DOMAIN customer_no AS integer CHECK (VALUE > 0);
+CREATE DOMAIN label AS varchar(20);
+CREATE TABLE crm."Customers" (id customer_no PRIMARY KEY, first label, email text, status text,
+    plan char(4), updated_at timestamptz);
+INSERT INTO crm."Customers" VALUES (7, 'Ann', 'ann@example.com', 'active', 'gold',
+    '2024-05-01 12:30:00+02');
+CREATE TABLE invoices (customer_id customer_no, qty smallint, ratio real, score double precision,
+    worst double precision, issued_at timestamptz, span interval, hours int4range, code label);
+INSERT INTO invoices VALUES (7, 3, 0.1, 'NaN', '-Infinity', '2024-04-02 08:15:00.5+00',
+    '1 day 02:00:00', '[1,5)', 'A-1');
+CREATE TABLE tickets (email text, subject text, opened date);
+"#,
+    )
+    .await;
+    let s = source(&source_toml(&db.url(), ""));
+    let (c, _) = build(&s, std::path::Path::new("."));
+    let (all, _) = scan_all(c.as_ref(), None).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].record.key, "7");
+    assert_eq!(all[0].attrs.given_name.as_deref(), Some("Ann"));
+    let found = c.lookup(&request(&all)).await.unwrap();
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    let invoice = found
+        .facts
+        .iter()
+        .find(|f| f.provenance.fact_set == "invoices")
+        .expect("the invoice");
+    assert_eq!(
+        invoice.value,
+        json!({
+            "qty": 3,
+            "ratio": 0.1,
+            "score": "NaN",
+            "worst": "-Infinity",
+            "issued_at": "2024-04-02T08:15:00.5+00:00",
+            "span": "1 day 02:00:00",
+            "hours": "[1,5)",
+            "code": "A-1",
+        })
+    );
+    assert_eq!(invoice.date, Some(time("2024-04-02T08:15:00.5Z")));
+    let plan = found
+        .facts
+        .iter()
+        .find(|f| f.provenance.fact_set == "plan")
+        .expect("the plan");
+    // char(4) keeps its padding, as the server shows it.
+    assert_eq!(plan.value, json!("gold"));
+    drop(c);
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn since_and_limit_are_applied_per_record() {
     let Some(db) = services::postgres("postgres since_and_limit_are_applied_per_record").await
