@@ -1,5 +1,6 @@
-//! This machine's database servers, for connector tests: each test gets a
-//! database of its own, made fresh and dropped at the end.
+//! This machine's database servers, for the connector tests and for the
+//! binary's test of the server example (`crates/kith/tests/it/servers.rs`):
+//! each test gets a database of its own, made fresh and dropped at the end.
 //!
 //! Without a server a test prints why it did not run and passes; under CI
 //! (`KITH_REQUIRE_SERVICES=1`) it fails instead, so a missing server cannot

@@ -9,3 +9,8 @@ mod harness;
 mod ingest;
 mod portal;
 mod serve;
+mod servers;
+// This machine's PostgreSQL and MariaDB, shared with the connector tests.
+#[path = "../../../connect/tests/it/services.rs"]
+#[allow(dead_code)]
+mod services;
