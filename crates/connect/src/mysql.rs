@@ -23,8 +23,8 @@ use sqlx::{Column as _, Connection as _, Row as _, TypeInfo as _, ValueRef as _}
 use crate::rows::{self, Row};
 use crate::server_sql::{SqlServerConfig, TlsMode};
 use crate::sql_common::{
-    self, BATCH, ColumnClass, Wanted, check_url, client_timeout, connect_error, connect_timed_out,
-    cursor_bound, decimal_json, key_fits, time_bound, use_error, within,
+    self, BATCH, ColumnClass, Wanted, check_url, client_timeout, cursor_bound, decimal_json,
+    key_fits, time_bound, use_error, within,
 };
 use crate::{
     Capabilities, Connector, Error, LookupCapability, LookupRequest, LookupResult, Result,
@@ -69,6 +69,7 @@ pub(crate) fn build(source: &SourceConfig, config: &SqlServerConfig) -> Result<A
         config: config.clone(),
         options,
         pool: OnceLock::new(),
+        probe: sql_common::Probe::default(),
         relations: Mutex::new(HashMap::new()),
     }))
 }
@@ -80,6 +81,8 @@ pub(crate) struct MysqlConnector {
     /// Made on first use: building a pool needs the runtime, and a source
     /// that is down must not stop kith from starting.
     pool: OnceLock<MySqlPool>,
+    /// The one attempt that says why a pool with no connection cannot get one.
+    probe: sql_common::Probe,
     /// Column types by table, read once from `information_schema`.
     relations: Mutex<HashMap<String, Arc<Relation>>>,
 }
@@ -255,23 +258,21 @@ impl MysqlConnector {
     }
 
     /// A connection from the pool. With none open, one direct attempt comes
-    /// first: the pool retries a refused connection until its timeout and
-    /// then reports only that it timed out, while the attempt says why.
+    /// first (shared by the callers asking meanwhile, see [`sql_common::Probe`]):
+    /// the pool retries a refused connection until its timeout and then
+    /// reports only that it timed out, while the attempt says why.
     async fn acquire(&self, context: &str) -> Result<PoolConnection<MySql>> {
         let pool = self.pool();
         if pool.size() == 0 {
-            match tokio::time::timeout(
-                self.config.connect_timeout,
-                MySqlConnection::connect_with(&self.options),
-            )
-            .await
-            {
-                Err(_) => return Err(connect_timed_out(&self.source, &self.config)),
-                Ok(Err(e)) => return Err(connect_error(&self.source, &self.config, e)),
-                Ok(Ok(c)) => {
-                    let _ = c.close().await;
-                }
-            }
+            self.probe
+                .run(
+                    &self.source,
+                    &self.config,
+                    || pool.size() > 0,
+                    || MySqlConnection::connect_with(&self.options),
+                    std::convert::identity,
+                )
+                .await?;
         }
         pool.acquire()
             .await

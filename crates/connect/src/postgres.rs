@@ -26,8 +26,8 @@ use sqlx::{Connection as _, Row as _, ValueRef as _};
 use crate::rows::{self, Row};
 use crate::server_sql::{SqlServerConfig, TlsMode};
 use crate::sql_common::{
-    self, BATCH, ColumnClass, Wanted, check_url, client_timeout, connect_error, connect_timed_out,
-    cursor_bound, decimal_json, key_fits, time_bound, use_error, within,
+    self, BATCH, ColumnClass, Wanted, check_url, client_timeout, cursor_bound, decimal_json,
+    key_fits, time_bound, use_error, within,
 };
 use crate::{
     Capabilities, Connector, Error, LookupCapability, LookupRequest, LookupResult, Result,
@@ -65,6 +65,7 @@ pub(crate) fn build(source: &SourceConfig, config: &SqlServerConfig) -> Result<A
         config: config.clone(),
         options,
         pool: OnceLock::new(),
+        probe: sql_common::Probe::default(),
         relations: Mutex::new(HashMap::new()),
     }))
 }
@@ -76,6 +77,8 @@ pub(crate) struct PostgresConnector {
     /// Made on first use: building a pool needs the runtime, and a source
     /// that is down must not stop kith from starting.
     pool: OnceLock<PgPool>,
+    /// The one attempt that says why a pool with no connection cannot get one.
+    probe: sql_common::Probe,
     /// Column types by relation, read once from the catalog.
     relations: Mutex<HashMap<String, Arc<Relation>>>,
 }
@@ -295,23 +298,21 @@ impl PostgresConnector {
     }
 
     /// A connection from the pool. With none open, one direct attempt comes
-    /// first: the pool retries a refused connection until its timeout and
-    /// then reports only that it timed out, while the attempt says why.
+    /// first (shared by the callers asking meanwhile, see [`sql_common::Probe`]):
+    /// the pool retries a refused connection until its timeout and then
+    /// reports only that it timed out, while the attempt says why.
     async fn acquire(&self, context: &str) -> Result<PoolConnection<Postgres>> {
         let pool = self.pool();
         if pool.size() == 0 {
-            match tokio::time::timeout(
-                self.config.connect_timeout,
-                PgConnection::connect_with(&self.options),
-            )
-            .await
-            {
-                Err(_) => return Err(connect_timed_out(&self.source, &self.config)),
-                Ok(Err(e)) => return Err(connect_error(&self.source, &self.config, tidy(e))),
-                Ok(Ok(c)) => {
-                    let _ = c.close().await;
-                }
-            }
+            self.probe
+                .run(
+                    &self.source,
+                    &self.config,
+                    || pool.size() > 0,
+                    || PgConnection::connect_with(&self.options),
+                    tidy,
+                )
+                .await?;
         }
         pool.acquire()
             .await

@@ -256,11 +256,7 @@ pub(crate) fn quarantined(
 
 /// Failing to connect, whatever the reason (refused, unknown host, TLS,
 /// credentials refused, database missing): the source cannot be used at all.
-pub(crate) fn connect_error(
-    source: &SourceConfig,
-    config: &SqlServerConfig,
-    error: sqlx::Error,
-) -> Error {
+fn connect_error(source: &SourceConfig, config: &SqlServerConfig, error: sqlx::Error) -> Error {
     Error::Unreachable {
         source_name: source.name.clone(),
         message: format!("cannot connect to {}: {error}", config.redacted_url()),
@@ -268,7 +264,7 @@ pub(crate) fn connect_error(
 }
 
 /// A connect attempt that got no answer within the connect timeout.
-pub(crate) fn connect_timed_out(source: &SourceConfig, config: &SqlServerConfig) -> Error {
+fn connect_timed_out(source: &SourceConfig, config: &SqlServerConfig) -> Error {
     Error::Unreachable {
         source_name: source.name.clone(),
         message: format!(
@@ -276,6 +272,65 @@ pub(crate) fn connect_timed_out(source: &SourceConfig, config: &SqlServerConfig)
             config.redacted_url(),
             crate::duration::format(config.connect_timeout)
         ),
+    }
+}
+
+/// The direct connection attempt made while a pool holds no connection (the
+/// pool itself retries a refused connection until its timeout and then says
+/// only that it timed out; the attempt says why). Callers arriving together
+/// share one attempt and its answer, so a burst of views against a server
+/// that is down makes one connection, not one each beyond the pool's limit.
+#[derive(Default)]
+pub(crate) struct Probe {
+    /// When the last attempt ended, and why it failed if it did.
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>,
+}
+
+impl Probe {
+    /// Connects once (`connect`, its error passed through `tidy`) unless an
+    /// attempt that ended since this call began already answered, or the
+    /// pool has meanwhile opened a connection (`pool_open`).
+    pub(crate) async fn run<C, Fut>(
+        &self,
+        source: &SourceConfig,
+        config: &SqlServerConfig,
+        pool_open: impl Fn() -> bool,
+        connect: impl FnOnce() -> Fut,
+        tidy: fn(sqlx::Error) -> sqlx::Error,
+    ) -> Result<()>
+    where
+        C: sqlx::Connection,
+        Fut: Future<Output = sqlx::Result<C>>,
+    {
+        let asked = std::time::Instant::now();
+        let mut last = self.last.lock().await;
+        let failure = match &*last {
+            Some((ended, failure)) if *ended >= asked => failure.clone(),
+            _ if pool_open() => None,
+            _ => {
+                let failure = match tokio::time::timeout(config.connect_timeout, connect()).await {
+                    Err(_) => Some(connect_timed_out(source, config)),
+                    Ok(Err(e)) => Some(connect_error(source, config, tidy(e))),
+                    Ok(Ok(c)) => {
+                        let _ = c.close().await;
+                        None
+                    }
+                };
+                let failure = failure.map(|e| match e {
+                    Error::Unreachable { message, .. } => message,
+                    other => other.to_string(),
+                });
+                *last = Some((std::time::Instant::now(), failure.clone()));
+                failure
+            }
+        };
+        match failure {
+            None => Ok(()),
+            Some(message) => Err(Error::Unreachable {
+                source_name: source.name.clone(),
+                message,
+            }),
+        }
     }
 }
 

@@ -430,6 +430,14 @@ async fn a_server_that_is_down_is_unreachable_at_once() {
     );
 }
 
+#[tokio::test]
+async fn concurrent_lookups_at_a_server_that_hangs_share_one_connection_attempt() {
+    let (addr, connections) = crate::silent_server().await;
+    let s = source(&source_toml(&format!("postgres://kith@{addr}/billing"), ""));
+    crate::concurrent_lookups_share_one_connection_attempt(&s).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 #[test]
 fn a_missing_password_variable_is_a_configuration_error_naming_it() {
     let var = "KITH_TEST_PG_PASSWORD_THAT_IS_NOT_SET";
