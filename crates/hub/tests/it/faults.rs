@@ -1,6 +1,8 @@
 //! Sources that fail during a view — an API answering 500 or garbage or
 //! nothing, database servers that are down — each show as that source's
-//! status with a reason, while the other sources answer in time.
+//! status with a reason, while the other sources answer in time; an API
+//! read before is served from its cache marked `stale`, and its rate limits
+//! are waited out or kept.
 
 use std::time::{Duration, Instant};
 
@@ -12,15 +14,27 @@ use kith_hub::{Hub, HubSettings, SourceStatus, SyncOptions};
 
 use crate::world;
 
+/// An API's `/people` listing: Ann.
+fn with_people() -> Router {
+    Router::new().route(
+        "/people",
+        get(|| async {
+            axum::Json(serde_json::json!([{"id": "h1", "email": "ann.lee@example.com"}]))
+        }),
+    )
+}
+
+/// Serves `app` on a free loopback port.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 /// An API whose `/people` listing works and whose fact endpoints misbehave.
 async fn bad_api() -> std::net::SocketAddr {
-    let app = Router::new()
-        .route(
-            "/people",
-            get(|| async {
-                axum::Json(serde_json::json!([{"id": "h1", "email": "ann.lee@example.com"}]))
-            }),
-        )
+    let app = with_people()
         .route(
             "/500/{key}",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
@@ -33,10 +47,7 @@ async fn bad_api() -> std::net::SocketAddr {
                 "[]"
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    serve(app).await
 }
 
 fn http_source(name: &str, addr: std::net::SocketAddr, path: &str) -> SourceConfig {
@@ -173,4 +184,146 @@ async fn a_database_server_that_is_down_is_unreachable_in_the_view() {
             SourceStatus::Ok
         );
     }
+}
+
+/// How the loyalty API below answers a fact request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mood {
+    Fine,
+    Down,
+    /// 429 with `Retry-After: 1` once, then fine.
+    BusyOnce,
+    /// 429 with `Retry-After: 60`.
+    BusyLong,
+}
+
+/// A loyalty API whose fact endpoint answers as `mood` says.
+async fn moody_api(mood: std::sync::Arc<std::sync::Mutex<Mood>>) -> std::net::SocketAddr {
+    use axum::response::IntoResponse;
+    let app = with_people().route(
+        "/perks/{key}",
+        get(move || {
+            let mood = mood.clone();
+            async move {
+                let now = *mood.lock().unwrap();
+                match now {
+                    Mood::Fine => axum::Json(serde_json::json!([
+                        {"perk": "free coffee", "at": "2024-03-01"}
+                    ]))
+                    .into_response(),
+                    Mood::Down => (StatusCode::BAD_GATEWAY, "down").into_response(),
+                    Mood::BusyOnce | Mood::BusyLong => {
+                        if now == Mood::BusyOnce {
+                            *mood.lock().unwrap() = Mood::Fine;
+                        }
+                        let wait = if now == Mood::BusyOnce { "1" } else { "60" };
+                        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", wait)]).into_response()
+                    }
+                }
+            }
+        }),
+    );
+    serve(app).await
+}
+
+#[tokio::test]
+async fn an_api_that_fails_is_served_stale_from_its_cache_and_its_rate_limits_are_kept() {
+    let w = world().await;
+    let mood = std::sync::Arc::new(std::sync::Mutex::new(Mood::Fine));
+    let addr = moody_api(mood.clone()).await;
+    let loyalty = |cache: &str| -> SourceConfig {
+        toml::from_str(&format!(
+            r#"
+            name = "loyalty"
+            connection = {{ kind = "http", base_url = "http://{addr}", timeout = "5s", retries = 1, backoff = "10ms", max_retry_after = "2s"{cache} }}
+            [identity]
+            from = "/people"
+            key = "id"
+            attributes = {{ email = "email" }}
+            [facts.perks]
+            from = "/perks/{{key}}"
+            join = "id"
+            kind = "entitlement"
+            date = "at"
+            "#
+        ))
+        .unwrap()
+    };
+    let hub_with = |source: SourceConfig| {
+        let mut sources = w.sources.clone();
+        sources.push(source);
+        Hub::new(HubSettings::default(), &sources, w.store.clone()).unwrap()
+    };
+    let hub = hub_with(loyalty(", cache_ttl = \"10m\""));
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let loyalty_of = |v: &kith_hub::View| {
+        v.sources
+            .iter()
+            .find(|s| s.name == "loyalty")
+            .cloned()
+            .unwrap()
+    };
+
+    let v = hub.view(&ann).await.unwrap();
+    assert_eq!(
+        loyalty_of(&v).status,
+        SourceStatus::Ok,
+        "{:?}",
+        loyalty_of(&v)
+    );
+    assert_eq!(v.facts_of("entitlement").count(), 1);
+
+    // The API goes down: the view shows what was read before, marked stale
+    // with its age and why it was not read now.
+    *mood.lock().unwrap() = Mood::Down;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let v = hub.view(&ann).await.unwrap();
+    let l = loyalty_of(&v);
+    assert_eq!(l.status, SourceStatus::Stale, "{l:?}");
+    let reason = l.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("served from cache") && reason.contains("1s old"),
+        "{reason}"
+    );
+    assert!(l.problems.iter().any(|p| p.contains("HTTP 502")), "{l:?}");
+    assert_eq!(v.facts_of("entitlement").count(), 1);
+    assert_eq!(
+        v.sources
+            .iter()
+            .find(|s| s.name == "billing")
+            .unwrap()
+            .status,
+        SourceStatus::Ok
+    );
+
+    // Without a cache, a 429 asking for a second's pause is waited out (a
+    // retry, as `retries` allows) inside the view's time; one asking for a
+    // minute fails at once.
+    let hub = hub_with(loyalty(""));
+    *mood.lock().unwrap() = Mood::BusyOnce;
+    let started = Instant::now();
+    let v = hub.view(&ann).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        loyalty_of(&v).status,
+        SourceStatus::Ok,
+        "{:?}",
+        loyalty_of(&v)
+    );
+    assert_eq!(v.facts_of("entitlement").count(), 1);
+    assert!(took >= Duration::from_millis(950), "{took:?}");
+
+    *mood.lock().unwrap() = Mood::BusyLong;
+    let started = Instant::now();
+    let v = hub.view(&ann).await.unwrap();
+    let l = loyalty_of(&v);
+    assert_eq!(l.status, SourceStatus::Error, "{l:?}");
+    let reason = l.reason.unwrap_or_default();
+    assert!(
+        reason.contains("429") && reason.contains("max_retry_after"),
+        "{reason}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(900));
+    assert_eq!(v.facts_of("entitlement").count(), 0);
 }
