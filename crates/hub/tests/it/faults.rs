@@ -12,7 +12,7 @@ use axum::routing::get;
 use kith_connect::SourceConfig;
 use kith_hub::{Hub, HubSettings, SourceStatus, SyncOptions};
 
-use crate::world;
+use crate::{source_of, world};
 
 /// An API's `/people` listing: Ann.
 fn with_people() -> Router {
@@ -51,18 +51,33 @@ async fn bad_api() -> std::net::SocketAddr {
 }
 
 fn http_source(name: &str, addr: std::net::SocketAddr, path: &str) -> SourceConfig {
+    http_source_with(
+        name,
+        addr,
+        "",
+        &format!(
+            "[facts.things]\nfrom = \"/{path}/{{key}}\"\njoin = \"id\"\nkind = \"interaction\""
+        ),
+    )
+}
+
+/// An HTTP source listing `/people`, with more connection settings and its
+/// fact sets as TOML.
+fn http_source_with(
+    name: &str,
+    addr: std::net::SocketAddr,
+    extra_connection: &str,
+    facts: &str,
+) -> SourceConfig {
     toml::from_str(&format!(
         r#"
         name = "{name}"
-        connection = {{ kind = "http", base_url = "http://{addr}", timeout = "5s", retries = 1, backoff = "10ms" }}
+        connection = {{ kind = "http", base_url = "http://{addr}", timeout = "5s", retries = 1, backoff = "10ms"{extra_connection} }}
         [identity]
         from = "/people"
         key = "id"
         attributes = {{ email = "email" }}
-        [facts.things]
-        from = "/{path}/{{key}}"
-        join = "id"
-        kind = "interaction"
+        {facts}
         "#
     ))
     .unwrap()
@@ -127,7 +142,7 @@ async fn failing_apis_and_servers_are_statuses_while_the_rest_answer() {
         "the view waited {elapsed:?}"
     );
     let status = |name: &str| {
-        let s = v.sources.iter().find(|s| s.name == name).unwrap();
+        let s = source_of(&v, name);
         (s.status, s.reason.clone().unwrap_or_default())
     };
     let (s, why) = status("api500");
@@ -170,7 +185,7 @@ async fn a_database_server_that_is_down_is_unreachable_in_the_view() {
         let started = Instant::now();
         let v = hub.view(&ann).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(3));
-        let billing = v.sources.iter().find(|s| s.name == "billing").unwrap();
+        let billing = source_of(&v, "billing");
         assert_eq!(
             billing.status,
             SourceStatus::Unreachable,
@@ -179,10 +194,7 @@ async fn a_database_server_that_is_down_is_unreachable_in_the_view() {
         let reason = billing.reason.as_deref().unwrap();
         assert!(reason.contains("127.0.0.1"), "{reason}");
         assert!(!reason.contains("password"), "{reason}");
-        assert_eq!(
-            v.sources.iter().find(|s| s.name == "shop").unwrap().status,
-            SourceStatus::Ok
-        );
+        assert_eq!(source_of(&v, "shop").status, SourceStatus::Ok);
     }
 }
 
@@ -231,23 +243,13 @@ async fn an_api_that_fails_is_served_stale_from_its_cache_and_its_rate_limits_ar
     let w = world().await;
     let mood = std::sync::Arc::new(std::sync::Mutex::new(Mood::Fine));
     let addr = moody_api(mood.clone()).await;
-    let loyalty = |cache: &str| -> SourceConfig {
-        toml::from_str(&format!(
-            r#"
-            name = "loyalty"
-            connection = {{ kind = "http", base_url = "http://{addr}", timeout = "5s", retries = 1, backoff = "10ms", max_retry_after = "2s"{cache} }}
-            [identity]
-            from = "/people"
-            key = "id"
-            attributes = {{ email = "email" }}
-            [facts.perks]
-            from = "/perks/{{key}}"
-            join = "id"
-            kind = "entitlement"
-            date = "at"
-            "#
-        ))
-        .unwrap()
+    let loyalty = |cache: &str| {
+        http_source_with(
+            "loyalty",
+            addr,
+            &format!(", max_retry_after = \"2s\"{cache}"),
+            "[facts.perks]\nfrom = \"/perks/{key}\"\njoin = \"id\"\nkind = \"entitlement\"\ndate = \"at\"",
+        )
     };
     let hub_with = |source: SourceConfig| {
         let mut sources = w.sources.clone();
@@ -257,13 +259,7 @@ async fn an_api_that_fails_is_served_stale_from_its_cache_and_its_rate_limits_ar
     let hub = hub_with(loyalty(", cache_ttl = \"10m\""));
     hub.sync(SyncOptions::default(), &()).await.unwrap();
     let ann = hub.find_party("ann.lee@example.com").await.unwrap();
-    let loyalty_of = |v: &kith_hub::View| {
-        v.sources
-            .iter()
-            .find(|s| s.name == "loyalty")
-            .cloned()
-            .unwrap()
-    };
+    let loyalty_of = |v: &kith_hub::View| source_of(v, "loyalty").clone();
 
     let v = hub.view(&ann).await.unwrap();
     assert_eq!(
@@ -288,14 +284,7 @@ async fn an_api_that_fails_is_served_stale_from_its_cache_and_its_rate_limits_ar
     );
     assert!(l.problems.iter().any(|p| p.contains("HTTP 502")), "{l:?}");
     assert_eq!(v.facts_of("entitlement").count(), 1);
-    assert_eq!(
-        v.sources
-            .iter()
-            .find(|s| s.name == "billing")
-            .unwrap()
-            .status,
-        SourceStatus::Ok
-    );
+    assert_eq!(source_of(&v, "billing").status, SourceStatus::Ok);
 
     // Without a cache, a 429 asking for a second's pause is waited out (a
     // retry, as `retries` allows) inside the view's time; one asking for a

@@ -179,6 +179,14 @@ async fn world() -> World {
     w
 }
 
+/// The view's entry for a source, which every view lists.
+fn source_of<'a>(v: &'a kith_hub::View, name: &str) -> &'a kith_hub::SourceView {
+    v.sources
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no source {name} in {:?}", v.sources))
+}
+
 async fn party_of(store: &dyn HubStore, source: &str, key: &str) -> PartyId {
     store
         .link(&RecordRef::new(source, key))
@@ -298,7 +306,7 @@ async fn a_source_that_is_down_or_slow_is_a_status_not_a_failure() {
     let hub = w.hub();
     let ann = hub.find_party("ann.lee@example.com").await.unwrap();
     let v = hub.view(&ann).await.unwrap();
-    let shop = v.sources.iter().find(|s| s.name == "shop").unwrap();
+    let shop = source_of(&v, "shop");
     assert_eq!(shop.status, SourceStatus::Unreachable);
     assert!(shop.reason.as_deref().unwrap().contains("orders.csv"));
     assert_eq!(
@@ -319,16 +327,9 @@ async fn a_source_that_is_down_or_slow_is_a_status_not_a_failure() {
     let started = std::time::Instant::now();
     let v = hub.view(&ann).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
-    let m = v.sources.iter().find(|s| s.name == "marketing").unwrap();
+    let m = source_of(&v, "marketing");
     assert_eq!(m.status, SourceStatus::TimedOut);
-    assert_eq!(
-        v.sources
-            .iter()
-            .find(|s| s.name == "billing")
-            .unwrap()
-            .status,
-        SourceStatus::Ok
-    );
+    assert_eq!(source_of(&v, "billing").status, SourceStatus::Ok);
 }
 
 /// A source that never answers a lookup (a hung server, in miniature).

@@ -3,20 +3,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::harness::text;
+
 fn kith(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kith"))
         .args(args)
         .env_remove("KITH_CONFIG")
         .output()
         .expect("kith runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Runs `kith demo` into `dir` and returns the showcase customer's e-mail.

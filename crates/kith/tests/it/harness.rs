@@ -42,12 +42,17 @@ pub fn kith_in(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     c.output().expect("kith runs")
 }
 
-fn ok(o: std::process::Output) -> String {
-    let all = format!(
+/// What a command printed, standard output then standard error.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
-    );
+    )
+}
+
+fn ok(o: std::process::Output) -> String {
+    let all = text(&o);
     assert!(o.status.success(), "{all}");
     all
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{json, kith_in};
+use crate::harness::{json, kith_in, text};
 use crate::services;
 
 const EXAMPLE: &str = include_str!("../../../../examples/billing-postgres-support-mariadb.toml");
@@ -131,14 +131,6 @@ fn facts_from<'a>(view: &'a Value, fact_set: &'a str) -> impl Iterator<Item = &'
         .filter(move |f| f["provenance"]["fact_set"] == fact_set)
 }
 
-fn all_output(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test]
 async fn the_postgres_and_mariadb_example_serves_views_and_shows_their_faults() {
     const TEST: &str = "kith the_postgres_and_mariadb_example_serves_views_and_shows_their_faults";
@@ -199,10 +191,10 @@ async fn the_postgres_and_mariadb_example_serves_views_and_shows_their_faults() 
     };
 
     let checked = run(&["check"], SUPPORT_PASSWORD);
-    assert!(checked.status.success(), "{}", all_output(&checked));
+    assert!(checked.status.success(), "{}", text(&checked));
     let report = json(run(&["sync", "--json"], SUPPORT_PASSWORD));
-    let text = report.to_string();
-    assert!(!text.contains(SUPPORT_PASSWORD), "{text}");
+    let report = report.to_string();
+    assert!(!report.contains(SUPPORT_PASSWORD), "{report}");
 
     // Ann: two billing records' worth of facts and her tickets, found by the
     // e-mail address the two systems share (written in different case).
@@ -245,7 +237,7 @@ async fn the_postgres_and_mariadb_example_serves_views_and_shows_their_faults() 
     // A password the server refuses: support is unreachable with the
     // server's reason, billing still answers, and the password is not shown.
     let refused = run(&["view", "ann@example.com", "--json"], WRONG_PASSWORD);
-    let out = all_output(&refused);
+    let out = text(&refused);
     assert!(!out.contains(WRONG_PASSWORD), "{out}");
     let view = json(refused);
     let s = sources(&view);
