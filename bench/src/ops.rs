@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::join_all;
 use kith_connect::{Connector, LookupRequest};
 use kith_hub::{Hub, SourceStatus};
-use kith_model::{Anchor, IdentityRecord, PartyId, RecordRef};
+use kith_model::{IdentityRecord, PartyId, RecordRef};
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 /// What is measured.
@@ -21,8 +21,8 @@ pub enum Path {
     Kith,
     /// The same five source queries, issued by the benchmark itself.
     Direct,
-    /// Only the hub-store reads a view makes (the party with its records,
-    /// contributions, relationships), one after another.
+    /// Only the hub-store read a view makes: the party with its records,
+    /// contributions and relationships, in one call.
     HubStore,
     /// Only the view's fan-out: every connector's `lookup` with the party's
     /// records, concurrently, as the view issues them.
@@ -75,7 +75,7 @@ pub struct Bench {
 }
 
 /// The hub-store calls a view makes, in its order.
-pub const STORE_CALLS: [&str; 3] = ["party_records", "contributions", "relationships_of"];
+pub const STORE_CALLS: [&str; 1] = ["party_snapshot"];
 
 /// Total µs and count per hub-store call.
 #[derive(Default)]
@@ -201,32 +201,16 @@ impl Bench {
         Ok(orders? + tickets? + invoices? + shop? + marketing?)
     }
 
-    /// The hub-store reads of `Hub::view`, with nothing else. (The view
-    /// issues the last two beside its fan-out; here they run in turn.)
+    /// The hub-store read of `Hub::view` (the party, its records, their
+    /// contributions and its relationships in one call), with nothing else.
     async fn hub_store(&self, t: &Target) -> Result<()> {
-        let store = self.hub.store();
-        let c = &self.calls;
         let at = Instant::now();
-        let (party, records) = store.party_records(&t.party).await?.context("party")?;
-        c.add(0, at);
-        let mut anchors: Vec<Anchor> = records
-            .iter()
-            .map(|(_, s)| Anchor::Record(s.record.record.clone()))
-            .collect();
-        for (_, s) in &records {
-            for id in &s.identifiers {
-                let a = Anchor::Identifier { value: id.clone() };
-                if !anchors.contains(&a) {
-                    anchors.push(a);
-                }
-            }
-        }
-        let at = Instant::now();
-        store.contributions(&anchors).await?;
-        c.add(1, at);
-        let at = Instant::now();
-        store.relationships_of(&party.id).await?;
-        c.add(2, at);
+        self.hub
+            .store()
+            .party_snapshot(&t.party)
+            .await?
+            .context("party")?;
+        self.calls.add(0, at);
         Ok(())
     }
 

@@ -14,9 +14,10 @@ use chrono::Utc;
 use futures::future::join_all;
 use kith_connect::{CONTRIBUTIONS_SOURCE, Connector, LookupCapability, LookupRequest};
 use kith_model::{
-    Anchor, Cardinality, ContributionKind, Fact, FactKind, IdentityAttrs, PartyId, PartyKind,
-    Provenance, Relation, RelationKind, Timestamp, normalize,
+    Anchor, Cardinality, Contribution, ContributionKind, Fact, FactKind, IdentityAttrs, Link,
+    PartyId, PartyKind, Provenance, Relation, RelationKind, Relationship, Timestamp, normalize,
 };
+use kith_store::{StoredRecord, party_anchors};
 use serde::Serialize;
 
 use crate::{Hub, Result, Survivorship};
@@ -214,13 +215,21 @@ impl Hub {
         audience: crate::Audience,
         scope: &ViewScope,
     ) -> Result<View> {
-        let (party, mut records) = self
+        let snapshot = self
             .store
-            .party_records(party)
+            .party_snapshot(party)
             .await?
             .ok_or_else(|| crate::Error::NotFound(format!("no party has id {party}")))?;
+        let party = &snapshot.party;
+        let mut records: Vec<&(Link, StoredRecord)> = snapshot.records.iter().collect();
+        let mut contributions: Vec<&Contribution> = snapshot.contributions.iter().collect();
         if audience == crate::Audience::Customer {
             records.retain(|(link, _)| !self.is_uncertain(link));
+            if records.len() < snapshot.records.len() {
+                // Only what hangs on the records the customer is shown.
+                let anchors = party_anchors(records.iter().map(|(_, s)| s));
+                contributions.retain(|c| anchors.contains(&c.anchor));
+            }
         }
 
         let mut by_source: BTreeMap<&str, Vec<kith_model::IdentityRecord>> = BTreeMap::new();
@@ -230,33 +239,18 @@ impl Hub {
                 .or_default()
                 .push(s.record.clone());
         }
-        // What customers contributed, anchored to their records and identifiers.
-        let mut anchors: Vec<Anchor> = records
-            .iter()
-            .map(|(_, s)| Anchor::Record(s.record.record.clone()))
-            .collect();
-        for (_, s) in &records {
-            for id in &s.identifiers {
-                let a = Anchor::Identifier { value: id.clone() };
-                if !anchors.contains(&a) {
-                    anchors.push(a);
-                }
-            }
-        }
-        // The hub's own reads run while the sources are asked, not after.
         let fan_out = join_all(self.connectors.iter().map(|c| {
             let recs = by_source
-                .get(c.source().name.as_str())
-                .cloned()
+                .remove(c.source().name.as_str())
                 .unwrap_or_default();
             self.ask(c.as_ref(), recs, scope)
         }));
-        let (answers, contributions, relationships) = tokio::join!(
+        // The relationships' names are read while the sources are asked, not after.
+        let (answers, relationships) = tokio::join!(
             fan_out,
-            self.store.contributions(&anchors),
-            self.relationship_views(&party.id)
+            self.relationship_views(&snapshot.relationships, &party.id)
         );
-        let (contributions, relationships) = (contributions?, relationships?);
+        let relationships = relationships?;
 
         let mut sources = Vec::new();
         let mut facts: Vec<Fact> = Vec::new();
@@ -347,7 +341,7 @@ impl Hub {
             })
             .collect();
         Ok(View {
-            party: party.id,
+            party: party.id.clone(),
             kind: party.kind,
             name,
             relation,
@@ -362,9 +356,13 @@ impl Hub {
     }
 
     /// The party's relationships, with the other party's name.
-    async fn relationship_views(&self, party: &PartyId) -> Result<Vec<RelationshipView>> {
+    async fn relationship_views(
+        &self,
+        relationships: &[Relationship],
+        party: &PartyId,
+    ) -> Result<Vec<RelationshipView>> {
         let mut out = Vec::new();
-        for r in self.store.relationships_of(party).await? {
+        for r in relationships.iter().cloned() {
             let outgoing = &r.from == party;
             let role = match (r.kind, outgoing) {
                 (RelationKind::Household, _) => "member",

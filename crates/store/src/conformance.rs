@@ -30,8 +30,9 @@ use kith_model::{
 
 use crate::{
     ApiScope, AuditEntry, Change, ChangeKind, ErasureReceipt, ErasureRequest, Error, HubStore,
-    IndexEntry, NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, ReviewStatus,
-    Session, SessionSubject, StaffRole, Suppression, SyncState, UpsertCounts,
+    IndexEntry, NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, PartySnapshot,
+    ReviewStatus, Session, SessionSubject, StaffRole, Suppression, SyncState, UpsertCounts,
+    party_anchors,
 };
 
 /// Why a check failed.
@@ -185,6 +186,7 @@ checks![
     links_set_replace_and_resolve,
     set_links_is_atomic,
     party_records_read_all_at_once,
+    party_snapshot_is_the_three_reads,
     review_queue_keeps_decisions,
     review_disputes_hold_until_decided,
     retire_party_requires_no_links,
@@ -887,7 +889,9 @@ async fn set_links_is_atomic(s: &dyn HubStore) -> Outcome {
     Ok(())
 }
 
-async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
+/// Two parties: Ann with crm:1, Bob with crm:2, and shop:9 (Ann's e-mail)
+/// linked to Ann or to Bob.
+async fn ann_and_bob(s: &dyn HubStore, shop_with_ann: bool) -> Result<(Party, Party), Failure> {
     let a = new_party(s, 1).await?;
     let b = new_party(s, 2).await?;
     s.upsert_records(
@@ -899,12 +903,18 @@ async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
         t(100),
     )
     .await?;
+    let shop_party = if shop_with_ann { &a } else { &b };
     s.set_links(&[
         link(&rec("crm", "1"), &a.id, 10),
-        link(&rec("shop", "9"), &b.id, 11),
+        link(&rec("shop", "9"), &shop_party.id, 11),
         link(&rec("crm", "2"), &b.id, 12),
     ])
     .await?;
+    Ok((a, b))
+}
+
+async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
+    let (a, b) = ann_and_bob(s, false).await?;
     ensure_eq!(
         s.party_records(&PartyId::generate(t(3))).await?,
         None,
@@ -932,6 +942,111 @@ async fn party_records_read_all_at_once(s: &dyn HubStore) -> Outcome {
     let (party, pairs) = s.party_records(&b.id).await?.expect("b answers a");
     ensure_eq!(party.id, a.id.clone(), "redirected");
     ensure_eq!(pairs.len(), 3, "all three records");
+    Ok(())
+}
+
+/// What the three reads a snapshot stands for give, read one by one.
+async fn snapshot_by_hand(
+    s: &dyn HubStore,
+    id: &PartyId,
+) -> Result<Option<PartySnapshot>, Failure> {
+    let Some((party, records)) = s.party_records(id).await? else {
+        return Ok(None);
+    };
+    let contributions = s
+        .contributions(&party_anchors(records.iter().map(|(_, r)| r)))
+        .await?;
+    let relationships = s.relationships_of(&party.id).await?;
+    Ok(Some(PartySnapshot {
+        party,
+        records,
+        contributions,
+        relationships,
+    }))
+}
+
+async fn party_snapshot_is_the_three_reads(s: &dyn HubStore) -> Outcome {
+    let (a, b) = ann_and_bob(s, true).await?;
+    let contribution = |anchor: Anchor, attribute: &str, secs: i64| NewContribution {
+        party: a.id.clone(),
+        anchor,
+        kind: ContributionKind::Correction,
+        attribute: attribute.into(),
+        value: serde_json::json!(attribute),
+        by: "customer".into(),
+        created_at: t(secs),
+    };
+    s.add_contribution(&contribution(Anchor::Record(rec("shop", "9")), "city", 200))
+        .await?;
+    s.add_contribution(&contribution(
+        Anchor::Identifier {
+            value: "email:ann@example.com".into(),
+        },
+        "newsletter",
+        150,
+    ))
+    .await?;
+    s.add_contribution(&contribution(Anchor::Record(rec("crm", "2")), "phone", 120))
+        .await?;
+    let household = Relationship {
+        from: a.id.clone(),
+        to: b.id.clone(),
+        kind: RelationKind::Household,
+        evidence: "same address: 12 high st".into(),
+    };
+    s.replace_relationships(std::slice::from_ref(&household))
+        .await?;
+
+    ensure!(
+        s.party_snapshot(&PartyId::generate(t(3))).await?.is_none(),
+        "an unknown party has no snapshot"
+    );
+    let got = s.party_snapshot(&a.id).await?.expect("a exists");
+    ensure_eq!(
+        *got,
+        snapshot_by_hand(s, &a.id).await?.expect("a exists"),
+        "a's snapshot"
+    );
+    let attributes: Vec<&str> = got
+        .contributions
+        .iter()
+        .map(|c| c.attribute.as_str())
+        .collect();
+    ensure_eq!(
+        attributes,
+        vec!["newsletter", "city"],
+        "a's own contributions (on a record and on an identifier), oldest first"
+    );
+    ensure_eq!(
+        got.relationships,
+        vec![household.clone()],
+        "a's relationships"
+    );
+    // Asked again, and after writes: each answer is as of the last write.
+    let again = s.party_snapshot(&a.id).await?.expect("a exists");
+    ensure_eq!(again, got, "the same answer while nothing changed");
+    s.set_links(&[link(&rec("shop", "9"), &b.id, 20)]).await?;
+    let moved = s.party_snapshot(&a.id).await?.expect("a exists");
+    ensure_eq!(moved.records.len(), 1, "the moved record is gone from a");
+    ensure_eq!(
+        moved.contributions.len(),
+        1,
+        "and so is the contribution on it (the one on the identifier stays)"
+    );
+    s.redirect_party(&b.id, &a.id, t(30)).await?;
+    s.set_links(&[
+        link(&rec("shop", "9"), &a.id, 31),
+        link(&rec("crm", "2"), &a.id, 32),
+    ])
+    .await?;
+    let merged = s.party_snapshot(&b.id).await?.expect("b answers a");
+    ensure_eq!(merged.party.id, a.id.clone(), "through the redirect");
+    ensure_eq!(
+        *merged,
+        snapshot_by_hand(s, &b.id).await?.expect("b answers a"),
+        "the merged snapshot"
+    );
+    ensure_eq!(merged.contributions.len(), 3, "every contribution now");
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod error;
 mod sqlite;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use kith_model::{
@@ -55,6 +56,59 @@ pub struct StoredRecord {
     pub evidence: Vec<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
+}
+
+/// What a 360 view reads from the hub store about one party, as of one
+/// moment: the party (through redirects), its links with their records, the
+/// contributions under their [`party_anchors`], and its relationships.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartySnapshot {
+    pub party: Party,
+    /// As [`HubStore::party_records`] gives them, sorted by record.
+    pub records: Vec<(Link, StoredRecord)>,
+    /// As [`HubStore::contributions`] gives them for the anchors of all `records`.
+    pub contributions: Vec<Contribution>,
+    /// As [`HubStore::relationships_of`] gives them for `party`.
+    pub relationships: Vec<Relationship>,
+}
+
+/// The anchors contributions to a party hang on: each of its records, then
+/// each of their identifiers once.
+pub fn party_anchors<'a>(records: impl IntoIterator<Item = &'a StoredRecord>) -> Vec<Anchor> {
+    let records: Vec<&StoredRecord> = records.into_iter().collect();
+    let mut anchors: Vec<Anchor> = records
+        .iter()
+        .map(|s| Anchor::Record(s.record.record.clone()))
+        .collect();
+    for s in &records {
+        for id in &s.identifiers {
+            let a = Anchor::Identifier { value: id.clone() };
+            if !anchors.contains(&a) {
+                anchors.push(a);
+            }
+        }
+    }
+    anchors
+}
+
+/// [`HubStore::party_snapshot`] made of the three reads it stands for, one
+/// after another (the default, for a store with nothing faster).
+pub async fn snapshot_by_parts<S: HubStore + ?Sized>(
+    store: &S,
+    id: &PartyId,
+) -> Result<Option<Arc<PartySnapshot>>> {
+    let Some((party, records)) = store.party_records(id).await? else {
+        return Ok(None);
+    };
+    let anchors = party_anchors(records.iter().map(|(_, s)| s));
+    let contributions = store.contributions(&anchors).await?;
+    let relationships = store.relationships_of(&party.id).await?;
+    Ok(Some(Arc::new(PartySnapshot {
+        party,
+        records,
+        contributions,
+        relationships,
+    })))
 }
 
 /// What an upsert did.
@@ -219,6 +273,12 @@ pub trait HubStore: Send + Sync {
         &self,
         id: &PartyId,
     ) -> Result<Option<(Party, Vec<(Link, StoredRecord)>)>>;
+    /// Everything a view reads from the store about a party (through
+    /// redirects), in one call: see [`PartySnapshot`]. `None` for an unknown id.
+    /// Shared, because a store may answer many views from one copy.
+    async fn party_snapshot(&self, id: &PartyId) -> Result<Option<Arc<PartySnapshot>>> {
+        snapshot_by_parts(self, id).await
+    }
     /// Every party that has not been merged into another, sorted by id.
     async fn parties(&self) -> Result<Vec<Party>>;
     /// Records that `from` was merged into `to`: `party(from)` answers `to` from now on.

@@ -354,6 +354,76 @@ impl Connector for Hanging {
     }
 }
 
+/// A source that answers as `inner` does, but only after `delay`.
+struct Slow {
+    inner: Arc<dyn Connector>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Connector for Slow {
+    fn source(&self) -> &SourceConfig {
+        self.inner.source()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn scan(&self, since: Option<CursorValue>) -> kith_connect::Result<ScanStream> {
+        self.inner.scan(since).await
+    }
+    async fn lookup(&self, r: &LookupRequest) -> kith_connect::Result<LookupResult> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.lookup(r).await
+    }
+}
+
+#[tokio::test]
+async fn each_source_is_held_to_its_own_time_limit_in_a_view() {
+    let w = world().await;
+    w.hub().sync(SyncOptions::default(), &()).await.unwrap();
+    let hub = w.hub();
+    let ann = hub.find_party("ann.lee@example.com").await.unwrap();
+    let limited = |i: usize, ms: u64| {
+        let mut s = w.sources[i].clone();
+        s.timeout = Some(Duration::from_millis(ms));
+        s
+    };
+    let mut connectors: Vec<Arc<dyn Connector>> = hub.connectors().to_vec();
+    // billing hangs with 500ms allowed, marketing hangs with 100ms, and the
+    // shop answers after 250ms within the view's 1s.
+    connectors[0] = Arc::new(Hanging(limited(0, 500)));
+    connectors[2] = Arc::new(Hanging(limited(2, 100)));
+    connectors[1] = Arc::new(Slow {
+        inner: connectors[1].clone(),
+        delay: Duration::from_millis(250),
+    });
+    let settings = HubSettings {
+        view_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let hub = Hub::with_connectors(settings, connectors, w.store.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let v = hub.view(&ann).await.unwrap();
+    let took = started.elapsed();
+
+    let marketing = source_of(&v, "marketing");
+    assert_eq!(marketing.status, SourceStatus::TimedOut);
+    assert_eq!(marketing.reason.as_deref(), Some("no answer within 100ms"));
+    assert!(marketing.elapsed_ms < 250, "{marketing:?}");
+    let shop = source_of(&v, "shop");
+    assert_eq!(shop.status, SourceStatus::Ok, "{shop:?}");
+    assert!(shop.facts > 0 && shop.elapsed_ms >= 250, "{shop:?}");
+    let billing = source_of(&v, "billing");
+    assert_eq!(billing.status, SourceStatus::TimedOut);
+    assert_eq!(billing.reason.as_deref(), Some("no answer within 500ms"));
+    assert!(billing.elapsed_ms >= 500, "{billing:?}");
+    // The view ends with its last limit, not the view's.
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(1000),
+        "{took:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_failing_source_during_sync_loses_nothing() {
     let w = world().await;
@@ -693,6 +763,63 @@ async fn a_model_links_nicknames_at_one_address_but_never_household_members() {
     );
     let r = own.link(&()).await.unwrap();
     assert!(r.vetoed_by.keys().all(|k| k == "other postcode"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_customers_own_view_leaves_out_an_uncertain_record_and_what_hangs_on_it() {
+    let w = world().await;
+    let mut hub = w.hub();
+    hub.sync(SyncOptions::default(), &()).await.unwrap();
+    hub.set_model(kith_resolve::Model::prior());
+    let ann = party_of(w.store.as_ref(), "billing", "1").await;
+    let shop = RecordRef::new("shop", "s1");
+    assert_eq!(party_of(w.store.as_ref(), "shop", "s1").await, ann);
+    // The shop record now hangs on the model's word alone, below its threshold.
+    let mut link = w.store.link(&shop).await.unwrap().unwrap();
+    link.rule = "model".into();
+    link.score = 0.0;
+    w.store.set_links(&[link]).await.unwrap();
+    for (record, attribute) in [
+        (shop.clone(), "via_shop"),
+        (RecordRef::new("billing", "1"), "via_billing"),
+    ] {
+        w.store
+            .add_contribution(&NewContribution {
+                party: ann.clone(),
+                anchor: Anchor::Record(record),
+                kind: ContributionKind::Preference,
+                attribute: attribute.into(),
+                value: json!(true),
+                by: "customer".into(),
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let contributed = |v: &kith_hub::View| {
+        let mut a: Vec<String> = v
+            .facts
+            .iter()
+            .filter(|f| f.provenance.source == "contributions")
+            .filter_map(|f| f.attribute.clone())
+            .collect();
+        a.sort();
+        a
+    };
+    let staff = hub.view(&ann).await.unwrap();
+    assert!(staff.records.iter().any(|r| r.source == "shop"));
+    assert_eq!(contributed(&staff), ["via_billing", "via_shop"]);
+    let own = hub
+        .view_as(&ann, kith_hub::Audience::Customer)
+        .await
+        .unwrap();
+    assert!(
+        own.records.iter().all(|r| r.source != "shop"),
+        "{:?}",
+        own.records
+    );
+    assert_eq!(contributed(&own), ["via_billing"]);
+    assert_eq!(source_of(&own, "shop").status, SourceStatus::NotLinked);
 }
 
 #[tokio::test]

@@ -49,9 +49,9 @@ use self::upsert::{UPSERT_CHUNK, upsert_chunk};
 use crate::error::QueryContext;
 use crate::{
     ApiKey, AuditEntry, Change, ChangeKind, ErasureRequest, Error, HubStore, IndexEntry, LoginCode,
-    NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, Result, ReviewPair,
-    ReviewStatus, Session, SessionSubject, StaffUser, StoredRecord, Suppression, SyncState,
-    UpsertCounts,
+    NewApiKey, NewChange, NewContribution, NewLoginCode, NewStaffUser, PartySnapshot, Result,
+    ReviewPair, ReviewStatus, Session, SessionSubject, StaffUser, StoredRecord, Suppression,
+    SyncState, UpsertCounts,
 };
 
 /// Contributions from their rows, each party resolved through redirects
@@ -78,6 +78,11 @@ async fn contribution_rows(
 }
 
 const CONTRIBUTIONS: &str = "contributions";
+
+/// Oldest first, then by id: the order [`HubStore::contributions`] promises.
+fn sort_contributions(out: &mut [Contribution]) {
+    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+}
 
 /// A contribution of `party` (already resolved) from its row. Columns: id,
 /// party_id, anchor, kind, attribute, value, author, created_at.
@@ -529,6 +534,13 @@ impl HubStore for SqliteStore {
         row.as_ref().map(party_row).transpose()
     }
 
+    async fn party_snapshot(&self, id: &PartyId) -> Result<Option<Arc<PartySnapshot>>> {
+        match &self.readers {
+            Some(r) => r.party_snapshot(id.as_str()),
+            None => crate::snapshot_by_parts(self, id).await,
+        }
+    }
+
     async fn party_records(
         &self,
         id: &PartyId,
@@ -956,7 +968,7 @@ impl HubStore for SqliteStore {
         let keys: Vec<String> = keys.into_iter().collect();
         if let Some(r) = &self.readers {
             let mut out = r.contributions(&keys)?;
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            sort_contributions(&mut out);
             return Ok(out);
         }
         let mut tx = self.read().await?;
@@ -970,7 +982,7 @@ impl HubStore for SqliteStore {
         }
         let mut out = contribution_rows(&mut tx, &rows).await?;
         tx.commit().await.ctx("end read")?;
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        sort_contributions(&mut out);
         Ok(out)
     }
 

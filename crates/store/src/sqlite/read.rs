@@ -30,20 +30,22 @@
 //!
 //! An in-memory store has no file to share, so it keeps every read on the pool.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kith_model::{Contribution, FileStamp, Link, Party, Relationship};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
-use super::codec::to_u64;
+use super::codec::{anchor_key, to_u64};
 use super::sql::{MAX_PARAMS, MAX_REDIRECT_HOPS, get, party_row};
-use super::{CONTRIBUTIONS, contribution_row, party_record, relationship_row, stmt};
-use crate::{Error, Result, StoredRecord};
+use super::{
+    CONTRIBUTIONS, contribution_row, party_record, relationship_row, sort_contributions, stmt,
+};
+use crate::{Error, PartySnapshot, Result, StoredRecord, party_anchors};
 
 /// A party with its links and their records.
 type PartyRecords = (Party, Vec<(Link, StoredRecord)>);
@@ -87,6 +89,7 @@ struct Cache {
     party_records: HashMap<String, Option<PartyRecords>>,
     relationships: HashMap<String, Vec<Relationship>>,
     contributions: HashMap<Vec<String>, Vec<Contribution>>,
+    snapshots: HashMap<String, Option<Arc<PartySnapshot>>>,
 }
 
 impl Reader {
@@ -238,31 +241,7 @@ impl Readers {
         self.cached(
             id.to_string(),
             |c| &mut c.party_records,
-            |conn| {
-                let id = resolve(conn, id)?;
-                let mut q = prepare(conn, stmt::PARTY)?;
-                let mut rows = q
-                    .query(params![id])
-                    .map_err(|e| Error::read("read party", e))?;
-                let Some(row) = rows.next().map_err(|e| Error::read("read party", e))? else {
-                    return Ok(None);
-                };
-                let party = party_row(row)?;
-                drop(rows);
-
-                let mut out = Vec::new();
-                let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
-                let mut rows = q
-                    .query(params![id])
-                    .map_err(|e| Error::read("read party records", e))?;
-                while let Some(row) = rows
-                    .next()
-                    .map_err(|e| Error::read("read party records", e))?
-                {
-                    out.push(party_record(row)?);
-                }
-                Ok(Some((party, out)))
-            },
+            |conn| party_records_in(conn, id),
         )
     }
 
@@ -272,18 +251,7 @@ impl Readers {
             |c| &mut c.relationships,
             |conn| {
                 let id = resolve(conn, party)?;
-                let mut q = prepare(conn, stmt::RELATIONSHIPS)?;
-                let mut rows = q
-                    .query(params![party, id])
-                    .map_err(|e| Error::read("read relationships", e))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows
-                    .next()
-                    .map_err(|e| Error::read("read relationships", e))?
-                {
-                    out.push(relationship_row(row)?);
-                }
-                Ok(out)
+                relationships_in(conn, party, &id)
             },
         )
     }
@@ -296,31 +264,33 @@ impl Readers {
         self.cached(
             keys.to_vec(),
             |c| &mut c.contributions,
+            |conn| contributions_in(conn, keys),
+        )
+    }
+
+    /// A view's three reads in one transaction, kept as one answer: one
+    /// look at the file's version and one copy-free hit per view, where the
+    /// three reads apart would make three of each.
+    pub(super) fn party_snapshot(&self, id: &str) -> Result<Option<Arc<PartySnapshot>>> {
+        self.cached(
+            id.to_string(),
+            |c| &mut c.snapshots,
             |conn| {
-                let mut resolved: HashMap<String, String> = HashMap::new();
-                let mut out = Vec::new();
-                for batch in keys.chunks(MAX_PARAMS) {
-                    let mut q = prepare(conn, &stmt::contributions(batch.len()))?;
-                    let mut rows = q
-                        .query(params_from_iter(batch))
-                        .map_err(|e| Error::read("read contributions", e))?;
-                    while let Some(row) = rows
-                        .next()
-                        .map_err(|e| Error::read("read contributions", e))?
-                    {
-                        let party: String = get(row, "party_id", CONTRIBUTIONS)?;
-                        let party = match resolved.get(&party) {
-                            Some(p) => p.clone(),
-                            None => {
-                                let p = resolve(conn, &party)?;
-                                resolved.insert(party, p.clone());
-                                p
-                            }
-                        };
-                        out.push(contribution_row(row, party)?);
-                    }
-                }
-                Ok(out)
+                let Some((party, records)) = party_records_in(conn, id)? else {
+                    return Ok(None);
+                };
+                let anchors = party_anchors(records.iter().map(|(_, s)| s));
+                let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
+                let keys: Vec<String> = keys.into_iter().collect();
+                let mut contributions = contributions_in(conn, &keys)?;
+                sort_contributions(&mut contributions);
+                let relationships = relationships_in(conn, party.id.as_str(), party.id.as_str())?;
+                Ok(Some(Arc::new(PartySnapshot {
+                    party,
+                    records,
+                    contributions,
+                    relationships,
+                })))
             },
         )
     }
@@ -376,6 +346,77 @@ impl Readers {
             Ok(found)
         })
     }
+}
+
+/// A party (through redirects) with its links and their records.
+fn party_records_in(conn: &Connection, id: &str) -> Result<Option<PartyRecords>> {
+    let id = resolve(conn, id)?;
+    let mut q = prepare(conn, stmt::PARTY)?;
+    let mut rows = q
+        .query(params![id])
+        .map_err(|e| Error::read("read party", e))?;
+    let Some(row) = rows.next().map_err(|e| Error::read("read party", e))? else {
+        return Ok(None);
+    };
+    let party = party_row(row)?;
+    drop(rows);
+
+    let mut out = Vec::new();
+    let mut q = prepare(conn, stmt::PARTY_RECORDS)?;
+    let mut rows = q
+        .query(params![id])
+        .map_err(|e| Error::read("read party records", e))?;
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| Error::read("read party records", e))?
+    {
+        out.push(party_record(row)?);
+    }
+    Ok(Some((party, out)))
+}
+
+/// Relationships of `party` as asked for, and of `resolved`, the id it resolves to.
+fn relationships_in(conn: &Connection, party: &str, resolved: &str) -> Result<Vec<Relationship>> {
+    let mut q = prepare(conn, stmt::RELATIONSHIPS)?;
+    let mut rows = q
+        .query(params![party, resolved])
+        .map_err(|e| Error::read("read relationships", e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| Error::read("read relationships", e))?
+    {
+        out.push(relationship_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Contributions under these anchor keys, each with its party resolved, in no particular order.
+fn contributions_in(conn: &Connection, keys: &[String]) -> Result<Vec<Contribution>> {
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for batch in keys.chunks(MAX_PARAMS) {
+        let mut q = prepare(conn, &stmt::contributions(batch.len()))?;
+        let mut rows = q
+            .query(params_from_iter(batch))
+            .map_err(|e| Error::read("read contributions", e))?;
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| Error::read("read contributions", e))?
+        {
+            let party: String = get(row, "party_id", CONTRIBUTIONS)?;
+            let party = match resolved.get(&party) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = resolve(conn, &party)?;
+                    resolved.insert(party, p.clone());
+                    p
+                }
+            };
+            out.push(contribution_row(row, party)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Runs `f` in one read transaction. BEGIN and COMMIT are prepared once per

@@ -475,10 +475,27 @@ async fn view_reads_see_other_connections_commits_at_once() {
         .create_parties(std::slice::from_ref(&cleo))
         .await
         .unwrap();
+    // A view's snapshot is cached as one answer, and emptied alike.
+    let snapshot_keys = |s: Option<std::sync::Arc<kith_store::PartySnapshot>>| {
+        let s = s.expect("a party");
+        keys(Some((s.party.clone(), s.records.clone())))
+    };
+    assert_eq!(
+        snapshot_keys(reader.party_snapshot(&ann.id).await.unwrap()),
+        ["1", "2"]
+    );
     reader.set_links(&[link("2", &cleo)]).await.unwrap();
     assert_eq!(keys(reader.party_records(&ann.id).await.unwrap()), ["1"]);
     assert_eq!(keys(reader.party_records(&cleo.id).await.unwrap()), ["2"]);
+    assert_eq!(
+        snapshot_keys(reader.party_snapshot(&ann.id).await.unwrap()),
+        ["1"]
+    );
     writer.set_links(&[link("2", &ann)]).await.unwrap();
+    assert_eq!(
+        snapshot_keys(reader.party_snapshot(&ann.id).await.unwrap()),
+        ["1", "2"]
+    );
     assert_eq!(
         keys(reader.party_records(&ann.id).await.unwrap()),
         ["1", "2"]
