@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use kith_hub::{SourceStatus, View};
-use kith_model::{Anchor, Fact, IdentityAttrs, PartyId, RecordRef};
+use kith_model::{Fact, IdentityAttrs, PartyId, RecordRef};
 use kith_store::{AuditEntry, ReviewStatus};
 use kith_web::auth::session::Staff;
 use kith_web::layout::{Chrome, show, when};
@@ -174,16 +174,7 @@ pub(crate) async fn page(
         .party_records(&view.party)
         .await?
         .ok_or_else(unknown)?;
-    let mut anchors: Vec<Anchor> = Vec::new();
-    for (link, stored) in &linked {
-        anchors.push(Anchor::Record(link.record.clone()));
-        for i in &stored.identifiers {
-            let a = Anchor::Identifier { value: i.clone() };
-            if !anchors.contains(&a) {
-                anchors.push(a);
-            }
-        }
-    }
+    let anchors = kith_store::party_anchors(linked.iter().map(|(_, s)| s));
     let mine: BTreeSet<&RecordRef> = linked.iter().map(|(l, _)| &l.record).collect();
     let contributions = store
         .contributions(&anchors)

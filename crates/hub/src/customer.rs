@@ -394,19 +394,12 @@ impl Hub {
             .await?
             .ok_or_else(|| Error::NotFound(format!("no party has id {party}")))?;
         // Contributions anchored to the records the audience sees and to their identifiers.
-        let mut anchors: Vec<Anchor> = Vec::new();
-        for (link, stored) in &records {
-            if audience == Audience::Customer && self.is_uncertain(link) {
-                continue;
-            }
-            anchors.push(Anchor::Record(link.record.clone()));
-            for id in &stored.identifiers {
-                let a = Anchor::Identifier { value: id.clone() };
-                if !anchors.contains(&a) {
-                    anchors.push(a);
-                }
-            }
-        }
+        let anchors = kith_store::party_anchors(
+            records
+                .iter()
+                .filter(|(link, _)| audience != Audience::Customer || !self.is_uncertain(link))
+                .map(|(_, stored)| stored),
+        );
         let contributions = self.store.contributions(&anchors).await?;
         if audience == Audience::Customer {
             // Relationships name other people (household members, colleagues):

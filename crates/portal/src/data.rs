@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use kith_hub::Audience;
-use kith_model::Anchor;
 use kith_store::ErasureRequest;
 use kith_web::auth::csrf;
 use kith_web::auth::session::{self, Customer};
@@ -56,16 +55,8 @@ pub(crate) async fn download(
     // The export lists contributions anchored to records; the customer's
     // consents and preferences are anchored to their identifiers, so all of
     // theirs are listed here (they are in the view's facts either way).
-    let mut anchors: Vec<Anchor> = Vec::new();
-    for (l, s) in visible_records(&state, &customer).await? {
-        anchors.push(Anchor::Record(l.record));
-        for id in s.identifiers {
-            let a = Anchor::Identifier { value: id };
-            if !anchors.contains(&a) {
-                anchors.push(a);
-            }
-        }
-    }
+    let visible = visible_records(&state, &customer).await?;
+    let anchors = kith_store::party_anchors(visible.iter().map(|(_, s)| s));
     let contributions = state.store().contributions(&anchors).await?;
     export["contributions"] = serde_json::to_value(contributions).map_err(PageError::internal)?;
     let body = serde_json::to_vec_pretty(&export).map_err(PageError::internal)?;

@@ -505,3 +505,51 @@ pub trait HubStore: Send + Sync {
     /// below it has missed changes and must read the state afresh.
     async fn pruned_through(&self) -> Result<i64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use kith_model::{IdentityAttrs, PartyKind};
+
+    use super::*;
+
+    fn stored(source: &str, key: &str, identifiers: &[&str]) -> StoredRecord {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        StoredRecord {
+            record: IdentityRecord {
+                record: RecordRef::new(source, key),
+                kind: PartyKind::Person,
+                relation: None,
+                attrs: IdentityAttrs::default(),
+                cursor: None,
+                updated_at: None,
+            },
+            identifiers: identifiers.iter().map(|i| i.to_string()).collect(),
+            party: None,
+            rule: None,
+            evidence: Vec::new(),
+            first_seen: at,
+            last_seen: at,
+        }
+    }
+
+    #[test]
+    fn anchors_cover_records_and_identifiers_once() {
+        let records = [
+            stored("billing", "1", &["email:ann@example.com"]),
+            stored(
+                "shop",
+                "9",
+                &["email:ann@example.com", "phone:+447700900123"],
+            ),
+        ];
+        let anchors = party_anchors(&records);
+        assert_eq!(anchors.len(), 4);
+        assert_eq!(anchors[0], Anchor::Record(RecordRef::new("billing", "1")));
+        assert_eq!(
+            anchors[3],
+            Anchor::Identifier {
+                value: "phone:+447700900123".into()
+            }
+        );
+    }
+}

@@ -48,7 +48,10 @@ pub async fn list(
     let Path(id) = id?;
     let (party, resolved) = resolve(&state, &id).await?;
     let records = party_records(&state, &party.id).await?;
-    let contributions = state.store().contributions(&anchors_of(&records)).await?;
+    let contributions = state
+        .store()
+        .contributions(&kith_store::party_anchors(&records))
+        .await?;
     audit(
         &state,
         &caller,
@@ -152,22 +155,6 @@ async fn party_records(
 }
 
 /// The party's records and identifiers: what its contributions hang on.
-fn anchors_of(records: &[StoredRecord]) -> Vec<Anchor> {
-    let mut anchors: Vec<Anchor> = records
-        .iter()
-        .map(|s| Anchor::Record(s.record.record.clone()))
-        .collect();
-    for s in records {
-        for id in &s.identifiers {
-            let a = Anchor::Identifier { value: id.clone() };
-            if !anchors.contains(&a) {
-                anchors.push(a);
-            }
-        }
-    }
-    anchors
-}
-
 /// The anchor asked for, if it is the party's own: one of its records, or
 /// an identifier one of its records holds (given normalised or as typed).
 fn own_anchor(
@@ -329,19 +316,5 @@ mod tests {
             Some(Anchor::Record(RecordRef::new("billing", "1")))
         );
         assert_eq!(default_anchor(&RecordRef::new("gone", "7"), &[]), None);
-    }
-
-    #[test]
-    fn anchors_cover_records_and_identifiers_once() {
-        let records = vec![
-            stored("billing", "1", &["email:ann@example.com"]),
-            stored(
-                "shop",
-                "9",
-                &["email:ann@example.com", "phone:+447700900123"],
-            ),
-        ];
-        let anchors = anchors_of(&records);
-        assert_eq!(anchors.len(), 4);
     }
 }

@@ -70,6 +70,12 @@ pub(crate) fn anchor_key(a: &Anchor) -> String {
     }
 }
 
+/// The distinct keys of these anchors, sorted: what the contributions table is read by.
+pub(crate) fn anchor_keys(anchors: &[Anchor]) -> Vec<String> {
+    let keys: std::collections::BTreeSet<String> = anchors.iter().map(anchor_key).collect();
+    keys.into_iter().collect()
+}
+
 pub(crate) const SUPPRESS_RECORD: &str = "record";
 pub(crate) const SUPPRESS_IDENTIFIER_HASH: &str = "identifier_hash";
 

@@ -37,8 +37,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use self::codec::{
-    anchor_key, from_json, from_opt_json, opt_ts, parse_opt_ts, parse_ts, suppression_from_row,
-    suppression_row, to_i64, to_json, to_u64, ts,
+    anchor_key, anchor_keys, from_json, from_opt_json, opt_ts, parse_opt_ts, parse_ts,
+    suppression_from_row, suppression_row, to_i64, to_json, to_u64, ts,
 };
 use self::read::Readers;
 use self::sql::{
@@ -964,8 +964,7 @@ impl HubStore for SqliteStore {
     }
 
     async fn contributions(&self, anchors: &[Anchor]) -> Result<Vec<Contribution>> {
-        let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
-        let keys: Vec<String> = keys.into_iter().collect();
+        let keys = anchor_keys(anchors);
         if let Some(r) = &self.readers {
             let mut out = r.contributions(&keys)?;
             sort_contributions(&mut out);
@@ -1003,8 +1002,7 @@ impl HubStore for SqliteStore {
     }
 
     async fn delete_contributions(&self, anchors: &[Anchor]) -> Result<u64> {
-        let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
-        let keys: Vec<String> = keys.into_iter().collect();
+        let keys = anchor_keys(anchors);
         let mut tx = self.write().await?;
         let mut deleted = 0;
         for batch in keys.chunks(MAX_PARAMS) {

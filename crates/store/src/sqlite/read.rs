@@ -17,9 +17,10 @@
 //! busy timeout, as the pool's do; in WAL mode readers do not wait for
 //! writers, so in practice they never do.
 //!
-//! What a view reads (a party with its records, its relationships, the
-//! contributions under its anchors) is kept and answered again while the file
-//! has not changed. SQLite itself says whether it has: a connection's `PRAGMA
+//! What a view reads — its party snapshot (a party with its records, the
+//! contributions under their anchors, its relationships), and a party's
+//! records or contributions asked for alone (portal and console pages) — is
+//! kept and answered again while the file has not changed. SQLite itself says whether it has: a connection's `PRAGMA
 //! data_version` changes whenever any other connection commits — and these
 //! never write, so that is every writer, in this process or another. Each
 //! cached call first asks its connection (a few microseconds); a connection
@@ -30,7 +31,7 @@
 //!
 //! An in-memory store has no file to share, so it keeps every read on the pool.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +41,7 @@ use std::time::Duration;
 use kith_model::{Contribution, FileStamp, Link, Party, Relationship};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
-use super::codec::{anchor_key, to_u64};
+use super::codec::{anchor_keys, to_u64};
 use super::sql::{MAX_PARAMS, MAX_REDIRECT_HOPS, get, party_row};
 use super::{
     CONTRIBUTIONS, contribution_row, party_record, relationship_row, sort_contributions, stmt,
@@ -87,7 +88,6 @@ struct Cache {
     /// Moves each time a reader sees the file changed.
     generation: u64,
     party_records: HashMap<String, Option<PartyRecords>>,
-    relationships: HashMap<String, Vec<Relationship>>,
     contributions: HashMap<Vec<String>, Vec<Contribution>>,
     snapshots: HashMap<String, Option<Arc<PartySnapshot>>>,
 }
@@ -245,15 +245,12 @@ impl Readers {
         )
     }
 
+    /// Not cached: a view reads them through [`Readers::party_snapshot`].
     pub(super) fn relationships_of(&self, party: &str) -> Result<Vec<Relationship>> {
-        self.cached(
-            party.to_string(),
-            |c| &mut c.relationships,
-            |conn| {
-                let id = resolve(conn, party)?;
-                relationships_in(conn, party, &id)
-            },
-        )
+        self.read(|conn| {
+            let id = resolve(conn, party)?;
+            relationships_in(conn, party, &id)
+        })
     }
 
     /// Contributions under these (distinct) anchor keys, in no particular order.
@@ -280,9 +277,7 @@ impl Readers {
                     return Ok(None);
                 };
                 let anchors = party_anchors(records.iter().map(|(_, s)| s));
-                let keys: BTreeSet<String> = anchors.iter().map(anchor_key).collect();
-                let keys: Vec<String> = keys.into_iter().collect();
-                let mut contributions = contributions_in(conn, &keys)?;
+                let mut contributions = contributions_in(conn, &anchor_keys(&anchors))?;
                 sort_contributions(&mut contributions);
                 let relationships = relationships_in(conn, party.id.as_str(), party.id.as_str())?;
                 Ok(Some(Arc::new(PartySnapshot {
