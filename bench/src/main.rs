@@ -23,6 +23,11 @@ use kith_store::{HubStore, SqliteStore};
 use serde::Serialize;
 
 use crate::load::Stats;
+
+// The same allocator as the `kith` binary, so kith inside the benchmark runs as it
+// runs in production; both paths share it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::ops::{Bench, Direct, Path, Target};
 
 #[derive(Parser)]

@@ -1,6 +1,13 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+// A view allocates many small values (rows, facts, provenance) on one tokio
+// worker and frees them on another; glibc's malloc then contends on its arena
+// locks, mimalloc frees to the owning thread without a lock. Measured in
+// docs/benchmarks.md ("The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = kith::cli::Cli::parse();
     tracing_subscriber::fmt()
