@@ -1,7 +1,6 @@
 //! CSV files with a header row. Quoted fields may hold delimiters and newlines.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,11 +72,18 @@ fn to_row(headers: &[String], rec: &csv::ByteRecord) -> std::result::Result<Row,
     Ok(row)
 }
 
-fn read_headers(path: &Path, delimiter: u8) -> std::result::Result<Vec<String>, String> {
+/// Opens `path` and reads its header row, leaving the reader just after it.
+/// A file that cannot be opened or has no readable header is the source's
+/// problem (the inner error), not an I/O failure of kith's.
+fn open_with_headers(
+    path: &Path,
+    delimiter: u8,
+) -> std::result::Result<(csv::Reader<File>, Vec<String>), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut rdr = builder(delimiter).from_reader(BufReader::new(file));
+    // The csv reader buffers by itself; a BufReader under it would copy twice.
+    let mut rdr = builder(delimiter).from_reader(file);
     let mut rec = csv::ByteRecord::new();
-    match rdr.read_byte_record(&mut rec) {
+    let headers = match rdr.read_byte_record(&mut rec) {
         Ok(true) => rec
             .iter()
             .map(|h| {
@@ -85,10 +91,11 @@ fn read_headers(path: &Path, delimiter: u8) -> std::result::Result<Vec<String>, 
                     .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
                     .map_err(|_| "the header row is not valid UTF-8".to_string())
             })
-            .collect(),
-        Ok(false) => Err("the file is empty (no header row)".into()),
-        Err(e) => Err(format!("cannot read the header row: {e}")),
-    }
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        Ok(false) => return Err("the file is empty (no header row)".into()),
+        Err(e) => return Err(format!("cannot read the header row: {e}")),
+    };
+    Ok((rdr, headers))
 }
 
 impl RowFormat for Csv {
@@ -97,21 +104,15 @@ impl RowFormat for Csv {
         path: &Path,
         f: &mut dyn FnMut(files::RowAt) -> bool,
     ) -> std::io::Result<std::result::Result<(), String>> {
-        let headers = match read_headers(path, self.delimiter) {
-            Ok(h) => h,
+        let (mut rdr, headers) = match open_with_headers(path, self.delimiter) {
+            Ok(opened) => opened,
             Err(e) => return Ok(Err(e)),
         };
-        let file = File::open(path)?;
-        let mut rdr = builder(self.delimiter).from_reader(BufReader::new(file));
         let mut rec = csv::ByteRecord::new();
-        let mut first = true;
         loop {
             match rdr.read_byte_record(&mut rec) {
                 Ok(false) => return Ok(Ok(())),
                 Ok(true) => {
-                    if std::mem::take(&mut first) {
-                        continue;
-                    }
                     let pos = rec.position().expect("csv records carry positions");
                     let go_on = f(files::RowAt {
                         offset: pos.byte(),
@@ -147,12 +148,10 @@ impl RowFormat for Csv {
         offsets: &[u64],
     ) -> std::io::Result<std::result::Result<Vec<(u64, std::result::Result<Row, String>)>, String>>
     {
-        let headers = match read_headers(path, self.delimiter) {
-            Ok(h) => h,
+        let (mut rdr, headers) = match open_with_headers(path, self.delimiter) {
+            Ok(opened) => opened,
             Err(e) => return Ok(Err(e)),
         };
-        let file = File::open(path)?;
-        let mut rdr = builder(self.delimiter).from_reader(BufReader::new(file));
         let mut out = Vec::with_capacity(offsets.len());
         let mut rec = csv::ByteRecord::new();
         for &offset in offsets {
