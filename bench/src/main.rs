@@ -23,12 +23,12 @@ use kith_store::{HubStore, SqliteStore};
 use serde::Serialize;
 
 use crate::load::Stats;
+use crate::ops::{Bench, Direct, Path, Target};
 
 // The same allocator as the `kith` binary, so kith inside the benchmark runs as it
 // runs in production; both paths share it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use crate::ops::{Bench, Direct, Path, Target};
 
 #[derive(Parser)]
 #[command(name = "kith-bench", about = "kith's benchmarks")]

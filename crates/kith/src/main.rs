@@ -3,8 +3,8 @@ use tracing_subscriber::EnvFilter;
 
 // A view allocates many small values (rows, facts, provenance) on one tokio
 // worker and frees them on another; glibc's malloc then contends on its arena
-// locks, mimalloc frees to the owning thread without a lock. Measured in
-// docs/benchmarks.md ("The allocator").
+// locks, while mimalloc hands a freed block back to its owning thread's heap
+// without taking a lock. Measured in docs/benchmarks.md ("The allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
